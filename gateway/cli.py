@@ -1,0 +1,292 @@
+"""The ``dipgw`` command: run the gateway, sign development tokens, send and receive.
+
+Errors reach the user as one plain sentence and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway import keys, logs
+from gateway.auth import issue_token
+from gateway.client import Credentials, GatewayClient, GatewayProblem
+from gateway.config import Settings
+from gateway.directory import dev_key_path
+from gateway.errors import ConfigurationError, GatewayError
+from gateway.model import Role
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+def _default_url(settings: Settings) -> str:
+    return os.environ.get("DIPGW_URL") or f"http://{settings.host}:{settings.port}"
+
+
+def _dev_credentials(settings: Settings, args: argparse.Namespace, org: str) -> Credentials:
+    if settings.is_production:
+        raise ConfigurationError(
+            "development tokens are refused in production (DIPGW_ENV=production); "
+            "sign tokens with your organisation's own key management instead."
+        )
+    key_file = Path(args.key) if getattr(args, "key", None) else dev_key_path(
+        settings.dev_keys_dir, org
+    )
+    if not key_file.exists():
+        raise ConfigurationError(
+            f"no development key for {org} at {key_file}. Start the gateway once "
+            "(`make run` or `dipgw serve`) so it seeds the demo directory, or pass --key."
+        )
+    return Credentials(
+        org_code=org,
+        private_jwk=keys.read_private(key_file),
+        role=Role(args.role),
+        subject=args.subject,
+        audience=settings.audience,
+        ttl_s=args.ttl,
+    )
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.http.app import create_app
+
+    logs.configure(args.log_level)
+    app = create_app(settings)
+    print(
+        f"dipgw {settings.environment} gateway on http://{settings.host}:{settings.port} "
+        f"(data in {settings.data_dir}/, transport: "
+        f"{'RabbitMQ' if settings.amqp_url else 'in-process'})",
+        file=sys.stderr,
+    )
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    credentials = _dev_credentials(settings, args, args.org)
+    if args.ttl > settings.max_token_lifetime_s:
+        raise ConfigurationError(
+            f"--ttl may be at most {settings.max_token_lifetime_s} seconds "
+            "(DIPGW_MAX_TOKEN_LIFETIME)."
+        )
+    print(
+        issue_token(
+            dict(credentials.private_jwk),
+            org_code=credentials.org_code,
+            role=credentials.role,
+            audience=credentials.audience,
+            subject=credentials.subject,
+            ttl_s=credentials.ttl_s,
+            now=datetime.now(UTC),
+            token_id=str(uuid.uuid4()),
+        )
+    )
+    return 0
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+async def _send(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"there is no file {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    org = args.org or (document.get("from") if isinstance(document, dict) else None)
+    if not isinstance(org, str):
+        raise ConfigurationError("the document has no 'from'; say who sends it with --org")
+    async with GatewayClient(args.url, _dev_credentials(settings, args, org)) as client:
+        answer = await (client.decide(document) if args.dry_run else client.send(document))
+    _print_json(answer.body)
+    return 0
+
+
+async def _inbox(settings: Settings, args: argparse.Namespace) -> int:
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        for message_id in args.ack:
+            _print_json(await client.acknowledge(message_id))
+        if args.ack:
+            return 0
+        items = await client.inbox(args.limit)
+        if args.ack_all:
+            for item in items:
+                _print_json(await client.acknowledge(item["message_id"]))
+            return 0
+    if args.json:
+        _print_json(items)
+    elif not items:
+        print(f"The inbox of {args.org} is empty.")
+    else:
+        print(f"{'delivered at':<28} {'type':<20} {'from':<12} message id")
+        for item in items:
+            print(
+                f"{item['delivered_at']:<28} {item['type']:<20} {item['from']:<12} "
+                f"{item['message_id']}"
+            )
+        print(f"\n{len(items)} waiting. Acknowledge with: dipgw inbox --org {args.org} --ack ID")
+    return 0
+
+
+async def _status(settings: Settings, args: argparse.Namespace) -> int:
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        _print_json(await client.status(args.message_id))
+    return 0
+
+
+def _run_async(
+    fn: Callable[[Settings, argparse.Namespace], Any],
+) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        result: int = asyncio.run(fn(settings, args))
+        return result
+
+    return run
+
+
+def _add_identity(parser: argparse.ArgumentParser, *, org_required: bool) -> None:
+    parser.add_argument(
+        "--org", required=org_required,
+        help="organisation code to act as, e.g. CJIT-SFK (see GET /v1/directory)",
+    )
+    parser.add_argument(
+        "--role", default="system", choices=[r.value for r in Role],
+        help="role claimed in the token (default: system)",
+    )
+    parser.add_argument("--subject", default="system", help="token 'sub': the system or person")
+    parser.add_argument(
+        "--ttl", type=int, default=300, help="token lifetime in seconds (default: 300)"
+    )
+    parser.add_argument(
+        "--key", help="private JWK file to sign with (default: the demo key in DATA_DIR/dev-keys)"
+    )
+
+
+def _add_url(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument(
+        "--url", default=_default_url(settings),
+        help="gateway base URL (default: $DIPGW_URL or http://$DIPGW_HOST:$DIPGW_PORT)",
+    )
+
+
+def build_parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dipgw",
+        description=(
+            "dipgw: secure messaging gateway for the Drug Interventions Programme. "
+            "Configuration comes from DIPGW_* environment variables (see README)."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve", help="run the gateway",
+        description="Run the gateway. With no configuration: SQLite under ./var, the "
+        "in-process transport and a seeded demo directory with development keys.",
+    )
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    serve.set_defaults(handler=cmd_serve)
+
+    token = sub.add_parser(
+        "token", help="print a signed single-use JWT for a demo organisation",
+        description="Print a single-use bearer token signed with a demo organisation's "
+        "development key. Refused when DIPGW_ENV=production.",
+        epilog='example: curl -H "Authorization: Bearer $(dipgw token --org CJIT-SFK)" '
+        "http://127.0.0.1:8080/v1/inbox",
+    )
+    _add_identity(token, org_required=True)
+    token.set_defaults(handler=cmd_token)
+
+    send = sub.add_parser(
+        "send", help="send a message document and print the gateway's answer",
+        description="Send one message (a JSON envelope) as the organisation in its 'from'.",
+        epilog="example: dipgw send schemas/examples/ra1_notice/valid-ipswich-arrest.json",
+    )
+    send.add_argument("file", help="JSON file holding the envelope")
+    send.add_argument(
+        "--dry-run", action="store_true",
+        help="ask for the decision only (POST /v1/policy/decide); nothing is sent",
+    )
+    _add_identity(send, org_required=False)
+    _add_url(send, settings)
+    send.set_defaults(handler=_run_async(_send))
+
+    inbox = sub.add_parser(
+        "inbox", help="list or acknowledge an organisation's inbox",
+        description="List the messages waiting for an organisation, oldest first, "
+        "or acknowledge them.",
+        epilog="example: dipgw inbox --org CJIT-SFK --ack 5f0c…",
+    )
+    _add_identity(inbox, org_required=True)
+    _add_url(inbox, settings)
+    inbox.add_argument("--limit", type=int, default=50, help="how many to list (1-500)")
+    inbox.add_argument(
+        "--ack", action="append", default=[], metavar="MESSAGE_ID",
+        help="acknowledge this message (repeatable)",
+    )
+    inbox.add_argument("--ack-all", action="store_true", help="acknowledge everything listed")
+    inbox.add_argument("--json", action="store_true", help="print the full items as JSON")
+    inbox.set_defaults(handler=_run_async(_inbox))
+
+    status = sub.add_parser(
+        "status", help="show a message's status and history",
+        description="Show the status and history of a message you sent or received.",
+    )
+    status.add_argument("message_id")
+    _add_identity(status, org_required=True)
+    _add_url(status, settings)
+    status.set_defaults(handler=_run_async(_status))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    try:
+        settings = Settings.from_env(env)
+        args = build_parser(settings).parse_args(argv)
+        code: int = args.handler(settings, args)
+        return code
+    except GatewayProblem as problem:
+        print(_problem_text(problem), file=sys.stderr)
+        return EXIT_PROBLEM
+    except GatewayError as error:
+        print(f"dipgw: {error.diagnostics()}", file=sys.stderr)
+        return EXIT_USAGE
+    except aiohttp.ClientConnectionError as exc:
+        print(
+            f"dipgw: cannot reach the gateway ({exc}). Is it running (`make run`)? "
+            "Set --url or DIPGW_URL if it is elsewhere.",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _problem_text(problem: GatewayProblem) -> str:
+    body = problem.problem
+    lines = [f"dipgw: {problem.status} {body.get('title', '')}: {body.get('detail', '')}"]
+    lines += [f"  {e.get('pointer') or '/'}: {e.get('message')}" for e in problem.violations]
+    if "decision" in body:
+        lines.append("  decision: " + json.dumps(body["decision"], ensure_ascii=False))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""A typed client for agency systems, the CLI and the end-to-end tests.
+
+Every request carries a fresh single-use token signed with the organisation's own
+private key, since the gateway refuses a token it has seen before.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from gateway.auth import issue_token
+from gateway.model import Role
+
+DEFAULT_AUDIENCE = "urn:dipgw"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Signs tokens as an organisation, in a role, for one gateway audience."""
+
+    org_code: str
+    private_jwk: Mapping[str, Any]
+    role: Role = Role.SYSTEM
+    subject: str = "system"
+    audience: str = DEFAULT_AUDIENCE
+    ttl_s: int = 300
+
+    def token(self) -> str:
+        return issue_token(
+            dict(self.private_jwk),
+            org_code=self.org_code,
+            role=self.role,
+            audience=self.audience,
+            subject=self.subject,
+            ttl_s=self.ttl_s,
+            now=datetime.now(UTC),
+            token_id=str(uuid.uuid4()),
+        )
+
+
+class GatewayProblem(Exception):
+    """The gateway answered with an RFC 9457 problem."""
+
+    def __init__(self, status: int, problem: Mapping[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
+
+    @property
+    def violations(self) -> list[dict[str, str]]:
+        return list(self.problem.get("errors", []))
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: Mapping[str, Any]
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._credentials = credentials
+        self._own_session = session is None
+        self._session = session or aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout_s)
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session:
+            await self._session.close()
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._credentials.token()}"}
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Answer:
+        async with self._session.request(
+            method, self._base + path, json=json_body, params=params, headers=self._headers()
+        ) as response:
+            text = await response.text()
+            body = json.loads(text) if text else {}
+            if response.status >= 400:
+                raise GatewayProblem(response.status, body)
+            return Answer(response.status, body)
+
+    async def send(self, envelope: Mapping[str, Any]) -> Answer:
+        """Submit a message; 202 and 200 answers are returned, problems raised."""
+        return await self._request("POST", "/v1/messages", json_body=envelope)
+
+    async def decide(self, envelope: Mapping[str, Any]) -> Answer:
+        return await self._request("POST", "/v1/policy/decide", json_body=envelope)
+
+    async def status(self, message_id: str) -> Mapping[str, Any]:
+        return (await self._request("GET", f"/v1/messages/{message_id}")).body
+
+    async def inbox(self, limit: int = 50) -> list[Mapping[str, Any]]:
+        answer = await self._request("GET", "/v1/inbox", params={"limit": str(limit)})
+        return list(answer.body["messages"])
+
+    async def acknowledge(self, message_id: str) -> Mapping[str, Any]:
+        return (await self._request("POST", f"/v1/inbox/{message_id}/ack")).body
+
+    async def directory(self) -> list[Mapping[str, Any]]:
+        return list((await self._request("GET", "/v1/directory")).body["organisations"])
+
+    async def stream(self, last_event_id: int | None = None) -> AsyncIterator[Mapping[str, Any]]:
+        """Yield inbox items as the gateway pushes them (server-sent events)."""
+        headers = self._headers()
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        async with self._session.get(
+            self._base + "/v1/inbox/stream",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+        ) as response:
+            if response.status >= 400:
+                raise GatewayProblem(response.status, json.loads(await response.text()))
+            data: list[str] = []
+            async for raw in response.content:
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif not line and data:
+                    yield json.loads("\n".join(data))
+                    data = []

@@ -1,0 +1,86 @@
+"""Configuration, read once from the environment and passed in through the app factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import ConfigurationError
+
+_ENVIRONMENTS = ("development", "production")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway needs to start; nothing is read from the environment later."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    amqp_url: str | None = None
+    database_url: str | None = None
+    environment: str = "development"
+    audience: str = "urn:dipgw"
+    max_token_lifetime_s: int = 3600
+    clock_skew_s: int = 30
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+    seed_demo_directory: bool = True
+    relay_interval_s: float = 0.5
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "dipgw.sqlite3"
+
+    @property
+    def dev_keys_dir(self) -> Path:
+        """Private keys of the demo organisations; never used in production."""
+        return self.data_dir / "dev-keys"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        environment = env.get("DIPGW_ENV", "development")
+        if environment not in _ENVIRONMENTS:
+            raise ConfigurationError(
+                f"DIPGW_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {environment!r}"
+            )
+        database_url = env.get("DIPGW_DATABASE_URL") or None
+        if database_url is not None and not database_url.startswith(
+            ("postgresql://", "sqlite:")
+        ):
+            raise ConfigurationError(
+                "DIPGW_DATABASE_URL must be a postgresql:// URL (or unset for SQLite)"
+            )
+        return cls(
+            host=env.get("DIPGW_HOST", cls.host),
+            port=_int(env, "DIPGW_PORT", cls.port),
+            data_dir=Path(env.get("DIPGW_DATA_DIR", str(cls.data_dir))),
+            amqp_url=env.get("DIPGW_AMQP_URL") or None,
+            database_url=database_url,
+            environment=environment,
+            audience=env.get("DIPGW_AUDIENCE", cls.audience),
+            max_token_lifetime_s=_int(env, "DIPGW_MAX_TOKEN_LIFETIME", cls.max_token_lifetime_s),
+            max_body_bytes=_int(env, "DIPGW_MAX_BODY_BYTES", cls.max_body_bytes),
+            # Demo organisations with generated keys must never appear in production.
+            seed_demo_directory=environment != "production",
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative")
+    return value

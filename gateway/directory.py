@@ -1,0 +1,106 @@
+"""The organisation directory: who exists, what kind they are, and their public keys.
+
+Reads are served from an in-memory snapshot (the directory is small and read on every
+request); writes go through the repository and refresh the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from gateway import keys
+from gateway.model import Contact, Organisation, OrgKind
+from gateway.storage.base import DirectoryRepository
+
+DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
+    Organisation(
+        "POL-SFK-IPS", OrgKind.POLICE,
+        "Suffolk Constabulary — Ipswich Police Investigation Centre", "Suffolk",
+        Contact("Custody DIP SPOC", "01473 000 101", "dip.ipswich@police.example"),
+    ),
+    Organisation(
+        "POL-NFK-NOR", OrgKind.POLICE,
+        "Norfolk Constabulary — Norwich Police Investigation Centre", "Norfolk",
+        Contact("Custody DIP SPOC", "01603 000 102", "dip.norwich@police.example"),
+    ),
+    Organisation(
+        "CJIT-SFK", OrgKind.CJIT, "Suffolk CJIT", "Suffolk",
+        Contact("Suffolk CJIT SPOC", "01473 000 201", "spoc@suffolk-cjit.example",
+                "spoc@suffolk-cjit.secure.example"),
+    ),
+    Organisation(
+        "CJIT-NFK", OrgKind.CJIT, "Norfolk CJIT", "Norfolk",
+        Contact("Norfolk CJIT SPOC", "01603 000 202", "spoc@norfolk-cjit.example",
+                "spoc@norfolk-cjit.secure.example"),
+    ),
+    Organisation(
+        "CJIT-CAM", OrgKind.CJIT, "Cambridgeshire CJIT", "Cambridgeshire",
+        Contact("Cambridgeshire CJIT SPOC", "01223 000 203", "spoc@cambs-cjit.example",
+                "spoc@cambs-cjit.secure.example"),
+    ),
+    Organisation(
+        "CARAT-NWI", OrgKind.CARAT, "HMP Norwich CARAT team", "Norfolk",
+        Contact("CARAT team leader", "01603 000 301", "carat@hmp-norwich.example"),
+    ),
+    Organisation(
+        "CARAT-HPI", OrgKind.CARAT, "HMP Highpoint CARAT team", "Suffolk",
+        Contact("CARAT team leader", "01440 000 302", "carat@hmp-highpoint.example"),
+    ),
+    Organisation(
+        "PRB-EOE", OrgKind.PROBATION, "Probation Service — East of England", "East of England",
+        Contact("DRR duty officer", "01223 000 401", "drr@probation-eoe.example"),
+    ),
+    Organisation(
+        "CRT-IPS-MC", OrgKind.COURT, "Suffolk Magistrates' Court, Ipswich", "Suffolk",
+        Contact("Court DIP liaison", "01473 000 501", "listing@ipswich-mc.example"),
+    ),
+    Organisation(
+        "CRT-NOR-CC", OrgKind.COURT, "Norwich Crown Court", "Norfolk",
+        Contact("Court DIP liaison", "01603 000 502", "listing@norwich-cc.example"),
+    ),
+)
+
+
+class Directory:
+    """In-memory view of the directory, refreshed from the repository after each change."""
+
+    def __init__(self, repository: DirectoryRepository) -> None:
+        self._repository = repository
+        self._by_code: Mapping[str, Organisation] = {}
+
+    async def refresh(self) -> None:
+        self._by_code = {org.code: org for org in await self._repository.all()}
+
+    def get(self, code: str) -> Organisation | None:
+        return self._by_code.get(code)
+
+    def all(self) -> list[Organisation]:
+        return sorted(self._by_code.values(), key=lambda org: org.code)
+
+    async def save(self, organisations: list[Organisation], at: datetime) -> None:
+        await self._repository.upsert(organisations, at)
+        await self.refresh()
+
+    async def seed_demo(self, keys_dir: Path, at: datetime) -> None:
+        """Add the demo organisations missing from the directory, each with a new dev key.
+
+        Private keys go to ``keys_dir`` (0600) so ``dipgw token`` can sign for them.
+        """
+        missing = [org for org in DEMO_ORGANISATIONS if self.get(org.code) is None]
+        seeded = []
+        for org in missing:
+            path = dev_key_path(keys_dir, org.code)
+            private = keys.read_private(path) if path.exists() else None
+            if private is None:
+                private = keys.generate("EdDSA")
+                keys.write_private(path, private)
+            seeded.append(replace(org, jwks=(keys.public_jwk(private),)))
+        if seeded:
+            await self.save(seeded, at)
+
+
+def dev_key_path(keys_dir: Path, org_code: str) -> Path:
+    return keys_dir / f"{org_code}.jwk.json"

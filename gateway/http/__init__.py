@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, middlewares and one module of routes per resource."""

@@ -1,0 +1,129 @@
+"""The app factory: builds the gateway from its settings, with no global state.
+
+Resources open and close in one ``cleanup_ctx`` each, so tests build a full app with
+real parts on a temporary directory and everything is closed in reverse order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.audit import AuditLog, NoAuditLog
+from gateway.auth import TokenRules, TokenVerifier
+from gateway.config import Settings
+from gateway.decision import DecideFunction, placeholder_decision
+from gateway.directory import Directory
+from gateway.errors import ConfigurationError
+from gateway.http import openapi
+from gateway.http.context import authentication_middleware, request_context_middleware
+from gateway.http.problems import problems_middleware
+from gateway.http.routes import directory, health, inbox, messages
+from gateway.http.services import SERVICES, Services
+from gateway.inbox import InboxNotifier, InboxWriter
+from gateway.relay import OutboxRelay
+from gateway.storage.sqlite import (
+    SqliteDatabase,
+    SqliteDirectory,
+    SqliteMessages,
+    SqliteTokenLedger,
+)
+from gateway.submission import SubmissionService
+from gateway.transport.base import Transport
+from gateway.transport.inprocess import InProcessTransport
+from gateway.validation import SchemaSet
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    schema_dir: Path = SCHEMA_DIR,
+    decide: DecideFunction = placeholder_decision,
+    audit: AuditLog | None = None,
+    transport: Transport | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+) -> web.Application:
+    if settings.amqp_url is not None and transport is None:
+        raise ConfigurationError(
+            "DIPGW_AMQP_URL is set but the RabbitMQ transport is not built yet; unset it "
+            "to use the embedded in-process transport."
+        )
+    if settings.database_url is not None:
+        raise ConfigurationError(
+            "DIPGW_DATABASE_URL is set but the PostgreSQL store is not built yet; unset it "
+            "to use the embedded SQLite store."
+        )
+    # Compiled once here: a broken schema stops start-up instead of failing requests.
+    schemas = SchemaSet.load(schema_dir)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            request_context_middleware,
+            problems_middleware,
+            authentication_middleware,
+        ],
+    )
+    for module in (messages, inbox, directory, health, openapi):
+        app.add_routes(module.routes)
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        db = SqliteDatabase(settings.sqlite_path)
+        await db.open()
+        chosen_transport = transport or InProcessTransport()
+        relay: OutboxRelay | None = None
+        try:
+            directory_ = Directory(SqliteDirectory(db))
+            await directory_.refresh()
+            if settings.seed_demo_directory:
+                await directory_.seed_demo(settings.dev_keys_dir, clock())
+            message_store = SqliteMessages(db)
+            audit_log = audit or NoAuditLog()
+            notifier = InboxNotifier()
+            relay = OutboxRelay(
+                message_store, chosen_transport, idle_wait_s=settings.relay_interval_s,
+                clock=clock,
+            )
+            app[SERVICES] = Services(
+                settings=settings,
+                schemas=schemas,
+                directory=directory_,
+                verifier=TokenVerifier(
+                    directory_,
+                    SqliteTokenLedger(db),
+                    TokenRules(
+                        audience=settings.audience,
+                        max_lifetime_s=settings.max_token_lifetime_s,
+                        clock_skew_s=settings.clock_skew_s,
+                    ),
+                    clock=clock,
+                ),
+                submissions=SubmissionService(
+                    schemas, directory_, decide, message_store, audit_log, relay.wake, clock
+                ),
+                messages=message_store,
+                notifier=notifier,
+                transport=chosen_transport,
+                relay=relay,
+                audit=audit_log,
+                clock=clock,
+            )
+            await chosen_transport.start(InboxWriter(message_store, audit_log, notifier, clock))
+            relay.start()
+            yield
+        finally:
+            if relay is not None:
+                await relay.stop()
+            await chosen_transport.close()
+            await db.close()
+
+    app.cleanup_ctx.append(services_ctx)
+    return app

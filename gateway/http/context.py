@@ -1,0 +1,47 @@
+"""Per-request plumbing: request ids bound into logs, and authentication by default."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from aiohttp import web
+
+from gateway.http.problems import Handler
+from gateway.http.services import SERVICES
+from gateway.model import Principal
+
+PRINCIPAL = "principal"
+
+# Everything else requires a valid token: deny by default.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-ID") or str(uuid.uuid4())
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(
+        request_id=request_id[:64], method=request.method, path=request.path
+    )
+    response = await handler(request)
+    response.headers["X-Request-ID"] = request_id[:64]
+    return response
+
+
+@web.middleware
+async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in PUBLIC_PATHS:
+        principal = await request.app[SERVICES].verifier.authenticate(
+            request.headers.get("Authorization")
+        )
+        request[PRINCIPAL] = principal
+        structlog.contextvars.bind_contextvars(
+            org=principal.org.code, role=principal.role.value
+        )
+    return await handler(request)
+
+
+def principal_of(request: web.Request) -> Principal:
+    principal: Principal = request[PRINCIPAL]
+    return principal

@@ -1,0 +1,193 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``.
+
+A test checks that every route the router serves is described here and vice versa.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway import __version__
+
+routes = web.RouteTableDef()
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_ENVELOPE = {"$ref": "urn:dipgw:schema:envelope:1"}
+_MESSAGE_ID = {
+    "name": "message_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
+
+
+def _operation(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    public: bool = False,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    errors: tuple[str, ...] = ("401", "403"),
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    for code in () if public else errors:
+        operation["responses"].setdefault(code, _PROBLEM)
+    if public:
+        operation["security"] = []
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation
+
+
+_DECISION = {
+    "type": "object",
+    "required": ["decision", "consent", "consent_satisfied", "redactions", "rule",
+                 "legal_basis", "policy_version"],
+    "properties": {
+        "decision": {"enum": ["permit", "deny"]},
+        "consent": {"enum": ["not_required", "required", "written_required"]},
+        "consent_satisfied": {"type": "boolean"},
+        "redactions": {"type": "array", "items": {"type": "string"}},
+        "rule": {"type": "string"},
+        "legal_basis": {"type": "string"},
+        "policy_version": {"type": "string"},
+    },
+}
+_RECEIPT = {
+    "type": "object",
+    "required": ["message_id", "status", "recipients", "decision", "audit_index"],
+    "properties": {
+        "message_id": {"type": "string", "format": "uuid"},
+        "status": {"enum": ["accepted", "refused"]},
+        "recipients": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "decision": _DECISION},
+            },
+        },
+        "decision": {"type": "object"},
+        "audit_index": {"type": ["integer", "null"]},
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dipgw — Drug Interventions Programme gateway",
+            "version": __version__,
+            "description": (
+                "Validated, policy-checked, audited exchange of DIP messages between police "
+                "custody, CJITs, prison CARAT teams, probation and courts. Every call except "
+                "health, readiness and this document needs a single-use bearer JWT signed "
+                "with the calling organisation's registered key (EdDSA or ES256)."
+            ),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+            "responses": {
+                "Problem": {
+                    "description": "An RFC 9457 problem document",
+                    "content": {"application/problem+json": {"schema": {
+                        "type": "object",
+                        "required": ["type", "title", "status"],
+                        "properties": {
+                            "type": {"type": "string"},
+                            "title": {"type": "string"},
+                            "status": {"type": "integer"},
+                            "detail": {"type": "string"},
+                            "instance": {"type": "string"},
+                            "errors": {"type": "array", "items": {
+                                "type": "object",
+                                "properties": {"pointer": {"type": "string"},
+                                               "message": {"type": "string"}},
+                            }},
+                        },
+                    }}},
+                }
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/messages": {"post": _operation(
+                "Submit one message",
+                {"202": _json("Accepted; delivery follows", _RECEIPT), "400": _PROBLEM,
+                 "409": _PROBLEM, "413": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM},
+                body=_ENVELOPE,
+            )},
+            "/v1/messages/{message_id}": {"get": _operation(
+                "Status and history of a message (its sender or a recipient)",
+                {"200": _json("Status and history"), "404": _PROBLEM},
+                parameters=[_MESSAGE_ID],
+            )},
+            "/v1/policy/decide": {"post": _operation(
+                "The decision the gateway would take, without sending",
+                {"200": _json("Decisions per recipient"), "400": _PROBLEM, "422": _PROBLEM},
+                body=_ENVELOPE,
+            )},
+            "/v1/inbox": {"get": _operation(
+                "Delivered, unacknowledged messages for the caller's organisation",
+                {"200": _json("Oldest first")},
+                parameters=[{"name": "limit", "in": "query",
+                             "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+            )},
+            "/v1/inbox/{message_id}/ack": {"post": _operation(
+                "Acknowledge a delivered message (idempotent)",
+                {"200": _json("Acknowledged"), "404": _PROBLEM},
+                parameters=[_MESSAGE_ID],
+            )},
+            "/v1/inbox/stream": {"get": _operation(
+                "Server-sent events: waiting messages, then each new one",
+                {"200": {"description": "An event stream",
+                         "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                parameters=[{"name": "Last-Event-ID", "in": "header",
+                             "schema": {"type": "string"}}],
+            )},
+            "/v1/directory": {"get": _operation(
+                "Organisations in the directory",
+                {"200": _json("Organisations")},
+                parameters=[{"name": "kind", "in": "query", "schema": {
+                    "enum": ["police", "cjit", "carat", "probation", "court"]}}],
+            )},
+            "/v1/schemas": {"get": _operation(
+                "The message schemas", {"200": _json("Schema ids by type")})},
+            "/v1/schemas/{type}": {"get": _operation(
+                "One JSON Schema (2020-12)",
+                {"200": {"description": "The schema", "content": {
+                    "application/schema+json": {"schema": {"type": "object"}}}},
+                 "404": _PROBLEM},
+                parameters=[{"name": "type", "in": "path", "required": True,
+                             "schema": {"type": "string"}}],
+            )},
+            "/healthz": {"get": _operation(
+                "Liveness", {"200": _json("Alive")}, public=True)},
+            "/readyz": {"get": _operation(
+                "Readiness, with database and transport state",
+                {"200": _json("Ready"), "503": _json("Not ready")}, public=True)},
+            "/openapi.json": {"get": _operation(
+                "This document", {"200": _json("OpenAPI 3.1")}, public=True)},
+        },
+    }
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())

@@ -1,0 +1,127 @@
+"""Turning errors into RFC 9457 problem documents: the only place statuses are chosen."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway import errors
+from gateway.http.services import SERVICES
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_TYPE_BASE = "urn:dipgw:problem:"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+STATUS_BY_ERROR: tuple[tuple[type[errors.GatewayError], int], ...] = (
+    (errors.MalformedRequest, 400),
+    (errors.AuthenticationFailed, 401),
+    (errors.AccessDenied, 403),
+    (errors.PolicyRefused, 403),
+    (errors.NotFound, 404),
+    (errors.IdempotencyConflict, 409),
+    (errors.PayloadTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
+    (errors.InvalidMessage, 422),
+    (errors.ServiceUnavailable, 503),
+)
+
+
+def status_for(error: errors.GatewayError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def problem_response(
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extensions or {})
+    return web.Response(
+        status=status,
+        text=json.dumps(body, ensure_ascii=False),
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.GatewayError as error:
+        status = status_for(error)
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        return problem_response(
+            status,
+            slug=error.slug,
+            title=error.title,
+            detail=error.detail,
+            instance=request.path,
+            extensions=dict(error.extensions()),
+            headers=headers,
+        )
+    except web.HTTPRequestEntityTooLarge:
+        return problem_response(
+            413,
+            slug=errors.PayloadTooLarge.slug,
+            title=errors.PayloadTooLarge.title,
+            detail=f"The body may be at most {request.app[SERVICES].settings.max_body_bytes} bytes.",
+            instance=request.path,
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem_response(
+            exc.status,
+            slug=f"http-{exc.status}",
+            title=exc.reason,
+            detail=_http_detail(exc, request),
+            instance=request.path,
+            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
+    except Exception:
+        log.exception("unhandled_error", path=request.path, method=request.method)
+        return problem_response(
+            500,
+            slug="internal",
+            title="Internal error",
+            detail=(
+                "The gateway failed unexpectedly and has logged it. Retrying with the same "
+                "message_id is safe: a message is never stored or delivered twice."
+            ),
+            instance=request.path,
+        )
+
+
+def _http_detail(exc: web.HTTPException, request: web.Request) -> str:
+    if exc.status == 404:
+        return f"There is no resource at {request.path}."
+    if exc.status == 405:
+        return f"{request.method} is not allowed on {request.path}."
+    return exc.text or exc.reason

@@ -1,0 +1,133 @@
+"""``/v1/inbox``: what has been delivered to the caller's organisation, and acknowledgement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from gateway import access
+from gateway.errors import AccessDenied, MalformedRequest
+from gateway.http.context import principal_of
+from gateway.http.services import SERVICES
+from gateway.model import Principal, isoformat
+from gateway.storage.base import InboxItem
+
+routes = web.RouteTableDef()
+log = structlog.get_logger(__name__)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+KEEPALIVE_S = 15.0
+
+
+def item_view(item: InboxItem) -> dict[str, Any]:
+    return {
+        "seq": item.seq,
+        "message_id": item.message_id,
+        "type": item.message_type,
+        "from": item.sender,
+        "delivered_at": isoformat(item.delivered_at),
+        "decision": item.decision.as_dict(),
+        "envelope": item.envelope,
+    }
+
+
+def _inbox_owner(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    access.require_role(principal, access.RECIPIENT_ROLES)
+    requested = request.query.get("org")
+    if requested is not None and requested != principal.org.code:
+        raise AccessDenied("An organisation may read only its own inbox.")
+    return principal
+
+
+def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise MalformedRequest(f"'{name}' must be a whole number from 1 to {maximum}.")
+    return int(raw)
+
+
+@routes.get("/v1/inbox")
+async def list_inbox(request: web.Request) -> web.Response:
+    principal = _inbox_owner(request)
+    limit = _int_query(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    items = await request.app[SERVICES].messages.inbox(principal.org.code, limit)
+    return web.json_response(
+        {"organisation": principal.org.code, "messages": [item_view(i) for i in items]}
+    )
+
+
+@routes.post("/v1/inbox/{message_id}/ack")
+async def acknowledge(request: web.Request) -> web.Response:
+    principal = _inbox_owner(request)
+    services = request.app[SERVICES]
+    message_id = request.match_info["message_id"].lower()
+    ack = await services.messages.acknowledge(
+        message_id,
+        principal.org.code,
+        f"{principal.org.code}/{principal.subject}",
+        services.clock(),
+        services.audit,
+    )
+    log.info("message_acknowledged", message_id=message_id, first_time=ack.first_time)
+    return web.json_response(
+        {
+            "message_id": ack.message_id,
+            "status": "acknowledged",
+            "acknowledged_at": isoformat(ack.acknowledged_at),
+        }
+    )
+
+
+@routes.get("/v1/inbox/stream")
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: first what is waiting, then each message as it arrives.
+
+    Each event's id is the inbox sequence number; a client reconnecting with
+    ``Last-Event-ID`` resumes after it.
+    """
+    principal = _inbox_owner(request)
+    services = request.app[SERVICES]
+    last_seq = _last_event_id(request)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write(b"retry: 3000\n\n")
+        async with services.notifier.subscribe(principal.org.code) as arrived:
+            while True:
+                arrived.clear()
+                items = await services.messages.inbox(principal.org.code, MAX_LIMIT, last_seq)
+                for item in items:
+                    data = json.dumps(item_view(item), ensure_ascii=False)
+                    await response.write(
+                        f"id: {item.seq}\nevent: message\ndata: {data}\n\n".encode()
+                    )
+                    last_seq = item.seq
+                if items:
+                    continue
+                try:
+                    await asyncio.wait_for(arrived.wait(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+    return response
+
+
+def _last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID", "0").strip() or "0"
+    if not raw.isdigit():
+        raise MalformedRequest("Last-Event-ID must be the id of an event this stream sent.")
+    return int(raw)

@@ -1,0 +1,38 @@
+"""The services a request handler may use, shared through one typed ``web.AppKey``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+from gateway.audit import AuditLog
+from gateway.auth import TokenVerifier
+from gateway.config import Settings
+from gateway.directory import Directory
+from gateway.inbox import InboxNotifier
+from gateway.relay import OutboxRelay
+from gateway.storage.base import MessageRepository
+from gateway.submission import SubmissionService
+from gateway.transport.base import Transport
+from gateway.validation import SchemaSet
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    schemas: SchemaSet
+    directory: Directory
+    verifier: TokenVerifier
+    submissions: SubmissionService
+    messages: MessageRepository
+    notifier: InboxNotifier
+    transport: Transport
+    relay: OutboxRelay
+    audit: AuditLog
+    clock: Callable[[], datetime]
+
+
+SERVICES = web.AppKey("services", Services)

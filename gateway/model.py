@@ -1,0 +1,210 @@
+"""Typed domain values shared by every layer. No I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class OrgKind(StrEnum):
+    POLICE = "police"
+    CJIT = "cjit"
+    CARAT = "carat"
+    PROBATION = "probation"
+    COURT = "court"
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    SPOC = "spoc"
+    IG_LEAD = "ig_lead"
+    AUDITOR = "auditor"
+
+
+class MessageType(StrEnum):
+    RA1_NOTICE = "ra1_notice"
+    RA2_VARIATION = "ra2_variation"
+    DIR_TRANSFER = "dir_transfer"
+    DIR_ACCEPTANCE = "dir_acceptance"
+    CARAT_REFERRAL = "carat_referral"
+    COURT_OUTCOME = "court_outcome"
+    DISENGAGEMENT_ALERT = "disengagement_alert"
+
+
+class Route(StrEnum):
+    ENFORCEMENT = "enforcement"
+    PROACTIVE_ENGAGEMENT = "proactive_engagement"
+
+
+class MessageStatus(StrEnum):
+    """Steps in a message's life; a message's status is derived from its history."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    DELIVERED = "delivered"
+    ACKNOWLEDGED = "acknowledged"
+    DEAD_LETTERED = "dead_lettered"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    name: str
+    phone: str | None = None
+    email: str | None = None
+    secure_email: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        fields = {
+            "name": self.name,
+            "phone": self.phone,
+            "email": self.email,
+            "secure_email": self.secure_email,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """An agency in the directory, with the public keys its systems sign tokens with."""
+
+    code: str
+    kind: OrgKind
+    name: str
+    area: str
+    spoc: Contact
+    jwks: tuple[Mapping[str, Any], ...] = ()
+
+    def public_view(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "kind": self.kind.value,
+            "name": self.name,
+            "area": self.area,
+            "spoc": self.spoc.as_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: an organisation, in a role, optionally a named user of it."""
+
+    org: Organisation
+    role: Role
+    subject: str
+    token_id: str
+
+
+def canonical_json(document: Any) -> bytes:
+    """Deterministic JSON bytes used for content hashes (idempotency)."""
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A schema-valid submitted message. Built only from a document that passed validation."""
+
+    message_id: str
+    type: MessageType
+    sent_at: str
+    sender: str
+    recipients: tuple[str, ...]
+    route: Route
+    document: Mapping[str, Any] = field(repr=False)
+    content_hash: str = field(repr=False)
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> Envelope:
+        return cls(
+            message_id=str(document["message_id"]).lower(),
+            type=MessageType(document["type"]),
+            sent_at=document["sent_at"],
+            sender=document["from"],
+            recipients=tuple(document["to"]),
+            route=Route(document["route"]),
+            document=document,
+            content_hash=hashlib.sha256(canonical_json(document)).hexdigest(),
+        )
+
+
+class Consent(StrEnum):
+    NOT_REQUIRED = "not_required"
+    REQUIRED = "required"
+    WRITTEN_REQUIRED = "written_required"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A sharing decision for one message and one recipient (CONTRACT.md, "A decision")."""
+
+    permitted: bool
+    consent: Consent
+    consent_satisfied: bool
+    redactions: tuple[str, ...]
+    rule: str
+    legal_basis: str
+    policy_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": "permit" if self.permitted else "deny",
+            "consent": self.consent.value,
+            "consent_satisfied": self.consent_satisfied,
+            "redactions": list(self.redactions),
+            "rule": self.rule,
+            "legal_basis": self.legal_basis,
+            "policy_version": self.policy_version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    status: MessageStatus
+    at: datetime
+    recipient: str | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status.value, "at": isoformat(self.at)}
+        if self.recipient is not None:
+            out["recipient"] = self.recipient
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+def isoformat(moment: datetime) -> str:
+    """RFC 3339 UTC time with a ``Z`` suffix, as every API answer shows times."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def recipient_status(history: tuple[StatusEvent, ...], recipient: str) -> MessageStatus:
+    """Where a message stands for one recipient: its latest step, else the message's."""
+    latest = MessageStatus.ACCEPTED
+    for event in history:
+        if event.recipient is None and event.status is MessageStatus.REFUSED:
+            latest = MessageStatus.REFUSED
+        elif event.recipient == recipient:
+            latest = event.status
+    return latest
+
+
+def overall_status(history: tuple[StatusEvent, ...], recipients: tuple[str, ...]) -> MessageStatus:
+    """The message's status: the least advanced of its recipients' (refused ones aside)."""
+    states = [recipient_status(history, r) for r in recipients]
+    live = [s for s in states if s is not MessageStatus.REFUSED]
+    if not live:
+        return MessageStatus.REFUSED
+    for status in (MessageStatus.DEAD_LETTERED, MessageStatus.EXPIRED, MessageStatus.ACCEPTED):
+        if status in live:
+            return status
+    if all(s is MessageStatus.ACKNOWLEDGED for s in live):
+        return MessageStatus.ACKNOWLEDGED
+    return MessageStatus.DELIVERED

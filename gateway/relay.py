@@ -1,0 +1,94 @@
+"""The outbox relay: hands committed outbox rows to the transport, retrying with backoff.
+
+A row is marked published only after ``Transport.publish`` returns, that is after the
+transport confirmed it durably. Anything that fails is retried later; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from gateway.storage.base import MessageRepository
+from gateway.transport.base import Transport
+
+log = structlog.get_logger(__name__)
+
+
+def backoff_delay(attempts: int, *, base_s: float = 0.5, cap_s: float = 60.0) -> float:
+    """Exponential backoff: 0.5 s, 1 s, 2 s, … capped at a minute."""
+    return float(min(cap_s, base_s * (2 ** min(attempts, 16))))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        messages: MessageRepository,
+        transport: Transport,
+        *,
+        batch_size: int = 200,
+        idle_wait_s: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._messages = messages
+        self._transport = transport
+        self._batch_size = batch_size
+        self._idle_wait_s = idle_wait_s
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Called after a commit adds outbox rows, so they go out without waiting."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                moved = await self.drain_once()
+            except Exception:
+                log.exception("outbox_relay_failed")
+                moved = 0
+            if moved == 0:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)
+
+    async def drain_once(self) -> int:
+        """Publish one batch of due rows; returns how many were published."""
+        items = await self._messages.pending_outbox(self._batch_size, self._clock())
+        if not items:
+            return 0
+        try:
+            await self._transport.publish(items)
+        except Exception as exc:
+            attempts = max(item.attempts for item in items)
+            until = self._clock() + timedelta(seconds=backoff_delay(attempts))
+            await self._messages.defer_outbox(
+                [item.outbox_id for item in items], until, f"{type(exc).__name__}: {exc}"
+            )
+            log.warning(
+                "outbox_publish_failed",
+                transport=self._transport.name,
+                count=len(items),
+                retry_at=until.isoformat(),
+                error=type(exc).__name__,
+            )
+            return 0
+        await self._messages.mark_published([item.outbox_id for item in items], self._clock())
+        log.debug("outbox_published", transport=self._transport.name, count=len(items))
+        return len(items)

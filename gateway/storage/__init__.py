@@ -1,0 +1,4 @@
+"""Persistence: small repository interfaces (``base``) and their SQLite implementation.
+
+Storage knows nothing of HTTP; it raises only ``gateway.errors`` domain errors.
+"""

@@ -1,0 +1,147 @@
+"""Repository interfaces shaped by what SQLite and PostgreSQL both offer."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.audit import AuditLog
+from gateway.model import Decision, Envelope, MessageStatus, Organisation, StatusEvent
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    """One recipient's share of a submission: its decision and what it will see."""
+
+    recipient: str
+    decision: Decision
+    payload: Mapping[str, Any] | None
+
+    @property
+    def permitted(self) -> bool:
+        return self.decision.permitted
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    envelope: Envelope
+    deliveries: tuple[PlannedDelivery, ...]
+    received_at: datetime
+    submitted_by: str
+
+    @property
+    def permitted(self) -> bool:
+        return any(d.permitted for d in self.deliveries)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The answer to a submission; an identical resubmission gets the same receipt back."""
+
+    message_id: str
+    status: MessageStatus
+    decisions: tuple[tuple[str, Decision], ...]
+    audit_index: int | None
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    message_id: str
+    message_type: str
+    sender: str
+    recipients: tuple[str, ...]
+    received_at: datetime
+    history: tuple[StatusEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A committed message waiting to be handed to the transport for one recipient."""
+
+    outbox_id: int
+    message_id: str
+    recipient: str
+    message_type: str
+    payload: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    seq: int
+    message_id: str
+    message_type: str
+    sender: str
+    delivered_at: datetime
+    decision: Decision
+    envelope: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    message_id: str
+    acknowledged_at: datetime
+    first_time: bool
+
+
+class DirectoryRepository(ABC):
+    @abstractmethod
+    async def all(self) -> list[Organisation]: ...
+
+    @abstractmethod
+    async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None: ...
+
+
+class TokenLedger(ABC):
+    """Remembers every token id used until the token expires, to refuse replays."""
+
+    @abstractmethod
+    async def claim(self, issuer: str, token_id: str, expires_at: datetime, now: datetime) -> bool:
+        """Record the token's use; False when it was already used."""
+
+
+class MessageRepository(ABC):
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise if the store cannot answer (readiness)."""
+
+    @abstractmethod
+    async def accept(self, submission: Submission, audit: AuditLog) -> Receipt:
+        """Store message, status, outbox rows and audit entry in one transaction.
+
+        Returns the original receipt for an identical resubmission and raises
+        ``IdempotencyConflict`` when the id was used for different content.
+        """
+
+    @abstractmethod
+    async def get(self, message_id: str) -> MessageRecord | None: ...
+
+    @abstractmethod
+    async def pending_outbox(self, limit: int, now: datetime) -> list[OutboxItem]: ...
+
+    @abstractmethod
+    async def mark_published(self, outbox_ids: Sequence[int], at: datetime) -> None: ...
+
+    @abstractmethod
+    async def defer_outbox(
+        self, outbox_ids: Sequence[int], until: datetime, error: str
+    ) -> None: ...
+
+    @abstractmethod
+    async def deliver(
+        self, message_id: str, recipient: str, at: datetime, audit: AuditLog
+    ) -> bool:
+        """Put the message in the recipient's inbox; False if it already was (a redelivery)."""
+
+    @abstractmethod
+    async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
+        """Delivered, unacknowledged messages, oldest first."""
+
+    @abstractmethod
+    async def acknowledge(
+        self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog
+    ) -> Acknowledgement: ...

@@ -1,0 +1,576 @@
+"""SQLite (WAL) storage: the embedded default.
+
+Every call runs on one dedicated thread that owns the connection, so writes are
+serialised without blocking the event loop, and each public operation is one
+transaction. ``synchronous=FULL`` makes a commit survive power loss, not only a crash:
+an accepted message must never be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.audit import AuditAction, AuditEvent, AuditLog
+from gateway.errors import IdempotencyConflict, NotFound
+from gateway.model import (
+    Consent,
+    Contact,
+    Decision,
+    MessageStatus,
+    Organisation,
+    OrgKind,
+    StatusEvent,
+    canonical_json,
+)
+from gateway.storage.base import (
+    Acknowledgement,
+    DirectoryRepository,
+    InboxItem,
+    MessageRecord,
+    MessageRepository,
+    OutboxItem,
+    Receipt,
+    Submission,
+    TokenLedger,
+)
+
+T = TypeVar("T")
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE organisations (
+        code TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        area TEXT NOT NULL,
+        spoc_json TEXT NOT NULL,
+        jwks_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        message_id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        route TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        document_json TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        submitted_by TEXT NOT NULL,
+        audit_index INTEGER
+    );
+    CREATE TABLE deliveries (
+        message_id TEXT NOT NULL REFERENCES messages(message_id),
+        recipient TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        permitted INTEGER NOT NULL,
+        decision_json TEXT NOT NULL,
+        payload_json TEXT,
+        PRIMARY KEY (message_id, recipient)
+    );
+    CREATE TABLE status_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL REFERENCES messages(message_id),
+        recipient TEXT,
+        status TEXT NOT NULL,
+        at TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX status_events_by_message ON status_events(message_id, id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        published_at TEXT,
+        UNIQUE (message_id, recipient),
+        FOREIGN KEY (message_id, recipient) REFERENCES deliveries(message_id, recipient)
+    );
+    CREATE INDEX outbox_pending ON outbox(next_attempt_at) WHERE published_at IS NULL;
+    CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        delivered_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        acknowledged_by TEXT,
+        UNIQUE (message_id, recipient),
+        FOREIGN KEY (message_id, recipient) REFERENCES deliveries(message_id, recipient)
+    );
+    CREATE INDEX inbox_unacknowledged ON inbox(recipient, seq) WHERE acknowledged_at IS NULL;
+    CREATE TABLE token_uses (
+        issuer TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (issuer, jti)
+    );
+    CREATE INDEX token_uses_expiry ON token_uses(expires_at);
+    """,
+)
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(value: Any) -> str:
+    return canonical_json(value).decode("utf-8")
+
+
+class SqliteDatabase:
+    """One connection on one thread; ``transaction`` runs a function atomically on it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        await self._run(self._open_sync)
+
+    def _open_sync(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._run(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            conn = self._conn
+            if conn is None:
+                raise RuntimeError("database is not open")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await self._run(run)
+
+
+class SqliteDirectory(DirectoryRepository):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def all(self) -> list[Organisation]:
+        def read(conn: sqlite3.Connection) -> list[Organisation]:
+            rows = conn.execute(
+                "SELECT code, kind, name, area, spoc_json, jwks_json FROM organisations "
+                "ORDER BY code"
+            ).fetchall()
+            return [
+                Organisation(
+                    code=code,
+                    kind=OrgKind(kind),
+                    name=name,
+                    area=area,
+                    spoc=Contact(**json.loads(spoc)),
+                    jwks=tuple(json.loads(jwks)),
+                )
+                for code, kind, name, area, spoc, jwks in rows
+            ]
+
+        return await self._db.transaction(read)
+
+    async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO organisations (code, kind, name, area, spoc_json, jwks_json, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET "
+                "kind=excluded.kind, name=excluded.name, area=excluded.area, "
+                "spoc_json=excluded.spoc_json, jwks_json=excluded.jwks_json, "
+                "updated_at=excluded.updated_at",
+                [
+                    (
+                        org.code,
+                        org.kind.value,
+                        org.name,
+                        org.area,
+                        _json(org.spoc.as_dict()),
+                        _json(list(org.jwks)),
+                        _ts(at),
+                    )
+                    for org in organisations
+                ],
+            )
+
+        await self._db.transaction(write)
+
+
+class SqliteTokenLedger(TokenLedger):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def claim(self, issuer: str, token_id: str, expires_at: datetime, now: datetime) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM token_uses WHERE expires_at < ?", (_ts(now),))
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO token_uses (issuer, jti, expires_at) VALUES (?, ?, ?)",
+                (issuer, token_id, _ts(expires_at)),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.transaction(write)
+
+
+def _decision_to_json(decision: Decision) -> str:
+    return _json(decision.as_dict())
+
+
+def _decision_from_json(text: str) -> Decision:
+    raw = json.loads(text)
+    return Decision(
+        permitted=raw["decision"] == "permit",
+        consent=Consent(raw["consent"]),
+        consent_satisfied=raw["consent_satisfied"],
+        redactions=tuple(raw["redactions"]),
+        rule=raw["rule"],
+        legal_basis=raw["legal_basis"],
+        policy_version=raw["policy_version"],
+    )
+
+
+class SqliteMessages(MessageRepository):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def ping(self) -> None:
+        await self._db.transaction(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def accept(self, submission: Submission, audit: AuditLog) -> Receipt:
+        envelope = submission.envelope
+
+        def write(conn: sqlite3.Connection) -> Receipt:
+            existing = conn.execute(
+                "SELECT content_hash FROM messages WHERE message_id = ?",
+                (envelope.message_id,),
+            ).fetchone()
+            if existing is not None:
+                if existing[0] != envelope.content_hash:
+                    raise IdempotencyConflict(
+                        f"message_id {envelope.message_id} was already used for a different "
+                        "message; choose a new UUID for new content."
+                    )
+                return _receipt(conn, envelope.message_id, replayed=True)
+            at = _ts(submission.received_at)
+            permitted = submission.permitted
+            event = AuditEvent(
+                action=AuditAction.MESSAGE_ACCEPTED if permitted else AuditAction.MESSAGE_REFUSED,
+                at=submission.received_at,
+                actor=submission.submitted_by,
+                message_id=envelope.message_id,
+                message_type=envelope.type.value,
+                recipients=tuple(d.recipient for d in submission.deliveries),
+                details={
+                    "route": envelope.route.value,
+                    "decisions": {
+                        d.recipient: d.decision.as_dict() for d in submission.deliveries
+                    },
+                },
+            )
+            audit_index = audit.append(conn, event)
+            conn.execute(
+                "INSERT INTO messages (message_id, type, sender, route, content_hash, "
+                "document_json, received_at, submitted_by, audit_index) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    envelope.message_id,
+                    envelope.type.value,
+                    envelope.sender,
+                    envelope.route.value,
+                    envelope.content_hash,
+                    _json(envelope.document),
+                    at,
+                    submission.submitted_by,
+                    audit_index,
+                ),
+            )
+            conn.execute(
+                "INSERT INTO status_events (message_id, status, at) VALUES (?, ?, ?)",
+                (
+                    envelope.message_id,
+                    (MessageStatus.ACCEPTED if permitted else MessageStatus.REFUSED).value,
+                    at,
+                ),
+            )
+            for position, delivery in enumerate(submission.deliveries):
+                conn.execute(
+                    "INSERT INTO deliveries (message_id, recipient, position, permitted, "
+                    "decision_json, payload_json) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        envelope.message_id,
+                        delivery.recipient,
+                        position,
+                        int(delivery.permitted),
+                        _decision_to_json(delivery.decision),
+                        _json(delivery.payload) if delivery.payload is not None else None,
+                    ),
+                )
+                if delivery.permitted:
+                    conn.execute(
+                        "INSERT INTO outbox (message_id, recipient, created_at, next_attempt_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (envelope.message_id, delivery.recipient, at, at),
+                    )
+                elif permitted:
+                    conn.execute(
+                        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (
+                            envelope.message_id,
+                            delivery.recipient,
+                            MessageStatus.REFUSED.value,
+                            at,
+                            f"refused by rule {delivery.decision.rule}",
+                        ),
+                    )
+            return _receipt(conn, envelope.message_id, replayed=False)
+
+        return await self._db.transaction(write)
+
+    async def get(self, message_id: str) -> MessageRecord | None:
+        def read(conn: sqlite3.Connection) -> MessageRecord | None:
+            row = conn.execute(
+                "SELECT type, sender, received_at FROM messages WHERE message_id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            recipients = tuple(
+                r[0]
+                for r in conn.execute(
+                    "SELECT recipient FROM deliveries WHERE message_id = ? ORDER BY position",
+                    (message_id,),
+                )
+            )
+            history = tuple(
+                StatusEvent(
+                    status=MessageStatus(status),
+                    at=_dt(at),
+                    recipient=recipient,
+                    detail=detail,
+                )
+                for recipient, status, at, detail in conn.execute(
+                    "SELECT recipient, status, at, detail FROM status_events "
+                    "WHERE message_id = ? ORDER BY id",
+                    (message_id,),
+                )
+            )
+            return MessageRecord(
+                message_id=message_id,
+                message_type=row[0],
+                sender=row[1],
+                recipients=recipients,
+                received_at=_dt(row[2]),
+                history=history,
+            )
+
+        return await self._db.transaction(read)
+
+    async def pending_outbox(self, limit: int, now: datetime) -> list[OutboxItem]:
+        def read(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(
+                "SELECT o.id, o.message_id, o.recipient, m.type, d.payload_json, o.attempts "
+                "FROM outbox o "
+                "JOIN deliveries d ON d.message_id = o.message_id AND d.recipient = o.recipient "
+                "JOIN messages m ON m.message_id = o.message_id "
+                "WHERE o.published_at IS NULL AND o.next_attempt_at <= ? "
+                "ORDER BY o.id LIMIT ?",
+                (_ts(now), limit),
+            ).fetchall()
+            return [
+                OutboxItem(
+                    outbox_id=oid,
+                    message_id=mid,
+                    recipient=recipient,
+                    message_type=mtype,
+                    payload=payload.encode("utf-8"),
+                    attempts=attempts,
+                )
+                for oid, mid, recipient, mtype, payload, attempts in rows
+            ]
+
+        return await self._db.transaction(read)
+
+    async def mark_published(self, outbox_ids: Sequence[int], at: datetime) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE outbox SET published_at = ?, attempts = attempts + 1 WHERE id = ?",
+                [(_ts(at), oid) for oid in outbox_ids],
+            )
+
+        await self._db.transaction(write)
+
+    async def defer_outbox(self, outbox_ids: Sequence[int], until: datetime, error: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ?",
+                [(_ts(until), error[:500], oid) for oid in outbox_ids],
+            )
+
+        await self._db.transaction(write)
+
+    async def deliver(self, message_id: str, recipient: str, at: datetime, audit: AuditLog) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT m.type FROM deliveries d JOIN messages m USING (message_id) "
+                "WHERE d.message_id = ? AND d.recipient = ? AND d.permitted = 1",
+                (message_id, recipient),
+            ).fetchone()
+            if row is None:
+                # Fail closed: nothing reaches an inbox without a permitting decision.
+                raise NotFound(f"no permitted delivery of {message_id} to {recipient}")
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO inbox (message_id, recipient, delivered_at) "
+                "VALUES (?, ?, ?)",
+                (message_id, recipient, _ts(at)),
+            )
+            if cursor.rowcount == 0:
+                return False
+            conn.execute(
+                "INSERT INTO status_events (message_id, recipient, status, at) "
+                "VALUES (?, ?, ?, ?)",
+                (message_id, recipient, MessageStatus.DELIVERED.value, _ts(at)),
+            )
+            audit.append(
+                conn,
+                AuditEvent(
+                    action=AuditAction.MESSAGE_DELIVERED,
+                    at=at,
+                    actor="gateway",
+                    message_id=message_id,
+                    message_type=row[0],
+                    recipients=(recipient,),
+                ),
+            )
+            return True
+
+        return await self._db.transaction(write)
+
+    async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
+        def read(conn: sqlite3.Connection) -> list[InboxItem]:
+            rows = conn.execute(
+                "SELECT i.seq, i.message_id, m.type, m.sender, i.delivered_at, "
+                "d.decision_json, d.payload_json FROM inbox i "
+                "JOIN deliveries d ON d.message_id = i.message_id AND d.recipient = i.recipient "
+                "JOIN messages m ON m.message_id = i.message_id "
+                "WHERE i.recipient = ? AND i.acknowledged_at IS NULL AND i.seq > ? "
+                "ORDER BY i.seq LIMIT ?",
+                (recipient, after_seq, limit),
+            ).fetchall()
+            return [
+                InboxItem(
+                    seq=seq,
+                    message_id=mid,
+                    message_type=mtype,
+                    sender=sender,
+                    delivered_at=_dt(delivered),
+                    decision=_decision_from_json(decision),
+                    envelope=json.loads(payload),
+                )
+                for seq, mid, mtype, sender, delivered, decision, payload in rows
+            ]
+
+        return await self._db.transaction(read)
+
+    async def acknowledge(
+        self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog
+    ) -> Acknowledgement:
+        def write(conn: sqlite3.Connection) -> Acknowledgement:
+            row = conn.execute(
+                "SELECT i.acknowledged_at, m.type FROM inbox i JOIN messages m USING (message_id) "
+                "WHERE i.message_id = ? AND i.recipient = ?",
+                (message_id, recipient),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"Message {message_id} is not in {recipient}'s inbox.")
+            if row[0] is not None:
+                return Acknowledgement(message_id, _dt(row[0]), first_time=False)
+            conn.execute(
+                "UPDATE inbox SET acknowledged_at = ?, acknowledged_by = ? "
+                "WHERE message_id = ? AND recipient = ?",
+                (_ts(at), actor, message_id, recipient),
+            )
+            conn.execute(
+                "INSERT INTO status_events (message_id, recipient, status, at) "
+                "VALUES (?, ?, ?, ?)",
+                (message_id, recipient, MessageStatus.ACKNOWLEDGED.value, _ts(at)),
+            )
+            audit.append(
+                conn,
+                AuditEvent(
+                    action=AuditAction.MESSAGE_ACKNOWLEDGED,
+                    at=at,
+                    actor=actor,
+                    message_id=message_id,
+                    message_type=row[1],
+                    recipients=(recipient,),
+                ),
+            )
+            return Acknowledgement(message_id, at, first_time=True)
+
+        return await self._db.transaction(write)
+
+
+def _receipt(conn: sqlite3.Connection, message_id: str, *, replayed: bool) -> Receipt:
+    audit_index = conn.execute(
+        "SELECT audit_index FROM messages WHERE message_id = ?", (message_id,)
+    ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT recipient, decision_json, permitted FROM deliveries WHERE message_id = ? "
+        "ORDER BY position",
+        (message_id,),
+    ).fetchall()
+    decisions = tuple((recipient, _decision_from_json(text)) for recipient, text, _ in rows)
+    status = (
+        MessageStatus.ACCEPTED if any(p for _, _, p in rows) else MessageStatus.REFUSED
+    )
+    return Receipt(
+        message_id=message_id,
+        status=status,
+        decisions=decisions,
+        audit_index=audit_index,
+        replayed=replayed,
+    )
+

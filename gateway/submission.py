@@ -1,0 +1,111 @@
+"""Submitting a message: the one path every message takes into the gateway.
+
+authentication (done by the caller) → sender checks → schema validation → recipient
+resolution → a decision per recipient → redaction → one transaction storing the message,
+its status, the audit entry and the outbox rows. Transport picks it up from the outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway import access
+from gateway.audit import AuditLog
+from gateway.decision import DecideFunction, combined
+from gateway.directory import Directory
+from gateway.errors import PolicyRefused
+from gateway.model import Decision, Envelope, Organisation, Principal
+from gateway.redaction import redact
+from gateway.routing import resolve_recipients
+from gateway.storage.base import MessageRepository, PlannedDelivery, Receipt, Submission
+from gateway.validation import SchemaSet
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the gateway would do with a document, before anything is stored."""
+
+    envelope: Envelope
+    sender: Organisation
+    decisions: tuple[tuple[Organisation, Decision], ...]
+
+
+class SubmissionService:
+    def __init__(
+        self,
+        schemas: SchemaSet,
+        directory: Directory,
+        decide: DecideFunction,
+        messages: MessageRepository,
+        audit: AuditLog,
+        on_accepted: Callable[[], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._schemas = schemas
+        self._directory = directory
+        self._decide = decide
+        self._messages = messages
+        self._audit = audit
+        self._on_accepted = on_accepted
+        self._clock = clock
+
+    def assess(self, principal: Principal, document: Any) -> Assessment:
+        """Check and decide without storing anything (``POST /v1/policy/decide``)."""
+        if isinstance(document, Mapping):
+            access.check_sender(principal, document.get("from"), document.get("type"))
+        else:
+            access.require_role(principal, access.SENDER_ROLES)
+        envelope = Envelope.from_document(self._schemas.check(document))
+        sender = principal.org
+        recipients = resolve_recipients(envelope, self._directory)
+        access.check_recipients(sender, envelope.type, recipients)
+        access.check_body_rules(sender, envelope.type, envelope.document.get("body"))
+        decisions = tuple((r, self._decide(envelope, sender, r)) for r in recipients)
+        return Assessment(envelope=envelope, sender=sender, decisions=decisions)
+
+    async def submit(self, principal: Principal, document: Any) -> Receipt:
+        assessment = self.assess(principal, document)
+        envelope = assessment.envelope
+        deliveries = tuple(
+            PlannedDelivery(
+                recipient=recipient.code,
+                decision=decision,
+                payload=redact(envelope.document, decision.redactions)
+                if decision.permitted
+                else None,
+            )
+            for recipient, decision in assessment.decisions
+        )
+        receipt = await self._messages.accept(
+            Submission(
+                envelope=envelope,
+                deliveries=deliveries,
+                received_at=self._clock(),
+                submitted_by=f"{principal.org.code}/{principal.subject}",
+            ),
+            self._audit,
+        )
+        if any(decision.permitted for _, decision in receipt.decisions):
+            self._on_accepted()
+        else:
+            raise PolicyRefused(
+                "The sharing policy permits this message for none of its recipients.",
+                receipt_view(receipt),
+            )
+        return receipt
+
+
+def receipt_view(receipt: Receipt) -> dict[str, Any]:
+    """The JSON answer to a submission (CONTRACT.md, ``POST /v1/messages``)."""
+    return {
+        "message_id": receipt.message_id,
+        "status": receipt.status.value,
+        "recipients": [
+            {"code": code, "decision": decision.as_dict()} for code, decision in receipt.decisions
+        ],
+        "decision": combined([decision for _, decision in receipt.decisions]),
+        "audit_index": receipt.audit_index,
+    }

@@ -1,0 +1,51 @@
+"""The transport contract: at-least-once delivery, de-duplicated at the inbox.
+
+``publish`` returns only when every item is durably in the transport's hands (for the
+in-process transport: in the inbox; for RabbitMQ: confirmed by the broker). A transport
+hands each item to the delivery handler and treats it as done only when the handler
+returns; if the handler fails, or the process dies first, the item comes again. The
+handler is idempotent, so a redelivery never shows a recipient the same message twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from gateway.storage.base import OutboxItem
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message arriving for one recipient."""
+
+    message_id: str
+    recipient: str
+    message_type: str
+    payload: bytes
+
+
+DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+
+
+class TransportState(StrEnum):
+    READY = "ready"
+    DEGRADED = "degraded"
+    STOPPED = "stopped"
+
+
+class Transport(Protocol):
+    name: str
+
+    async def start(self, handler: DeliveryHandler) -> None: ...
+
+    async def publish(self, items: Sequence[OutboxItem]) -> None:
+        """Hand items over; raises if any was not durably accepted (the relay retries)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def state(self) -> TransportState: ...

@@ -1,0 +1,257 @@
+"""Reading and schema-checking submitted documents (JSON Schema 2020-12). No I/O.
+
+Every violation is reported at once, each located by an RFC 6901 JSON pointer into the
+document as submitted, with a message a person can act on. Schemas are compiled once,
+when a :class:`SchemaSet` is built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from gateway.errors import InvalidMessage, MalformedRequest, Violation
+from gateway.model import MessageType
+
+ENVELOPE_SCHEMA = "envelope"
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _is_date_time(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _RFC3339.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE.match(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def _is_email(value: object) -> bool:
+    return not isinstance(value, str) or bool(_EMAIL.match(value))
+
+
+def _format_checker() -> FormatChecker:
+    """Formats we enforce, strictly: RFC 3339 times need a zone, dates need all digits."""
+    checker = FormatChecker(formats=())
+    checker.checks("date-time")(_is_date_time)
+    checker.checks("date")(_is_date)
+    checker.checks("uuid")(_is_uuid)
+    checker.checks("email")(_is_email)
+    return checker
+
+
+_FORMAT_HINTS = {
+    "date-time": "a date and time with a time zone (RFC 3339), e.g. 2026-11-23T14:05:00Z",
+    "date": "a calendar date as YYYY-MM-DD",
+    "uuid": "a UUID in its canonical form, e.g. 0b5c1a7e-4f2d-4c8a-9a55-3f1f6f0e2d11",
+    "email": "an e-mail address",
+}
+
+
+def parse_document(raw: bytes, *, max_depth: int) -> Any:
+    """Parse a request body as JSON, refusing documents nested deeper than ``max_depth``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedRequest(f"The body is not UTF-8 text (byte {exc.start}).") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MalformedRequest(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        ) from None
+    except RecursionError:
+        raise MalformedRequest(
+            f"The document is nested more than {max_depth} levels deep."
+        ) from None
+    if _depth(document) > max_depth:
+        raise MalformedRequest(f"The document is nested more than {max_depth} levels deep.")
+    return document
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedRequest(f"The body is not valid JSON: {name} is not a JSON value.")
+
+
+def _depth(document: Any) -> int:
+    """Nesting depth, computed without recursion so hostile input cannot exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in node)
+    return deepest
+
+
+def pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901 JSON pointer for a sequence of object keys and array indices."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+@dataclass(frozen=True)
+class SchemaSet:
+    """The envelope schema and one compiled validator per message type."""
+
+    documents: Mapping[str, Mapping[str, Any]]
+    validators: Mapping[str, Draft202012Validator]
+
+    @classmethod
+    def load(cls, directory: Path) -> SchemaSet:
+        """Read ``*.schema.json`` files and compile them; fails at start-up, never later."""
+        documents: dict[str, Mapping[str, Any]] = {}
+        for path in sorted(directory.glob("*.schema.json")):
+            documents[path.name.removesuffix(".schema.json")] = json.loads(
+                path.read_text(encoding="utf-8")
+            )
+        return cls.from_documents(documents)
+
+    @classmethod
+    def from_documents(cls, documents: Mapping[str, Mapping[str, Any]]) -> SchemaSet:
+        missing = {ENVELOPE_SCHEMA, *MessageType} - documents.keys()
+        if missing:
+            raise FileNotFoundError(f"missing schemas: {', '.join(sorted(missing))}")
+        registry: Registry[Any] = Registry().with_resources(
+            (doc["$id"], Resource.from_contents(doc, default_specification=DRAFT202012))
+            for doc in documents.values()
+        )
+        checker = _format_checker()
+        validators = {}
+        for name, doc in documents.items():
+            Draft202012Validator.check_schema(doc)
+            validators[name] = Draft202012Validator(
+                doc, registry=registry, format_checker=checker
+            )
+        return cls(documents=documents, validators=validators)
+
+    def violations(self, document: Any) -> list[Violation]:
+        """Every way ``document`` breaks the envelope or its type's body schema."""
+        found = list(_explain(self.validators[ENVELOPE_SCHEMA].iter_errors(document), ()))
+        if isinstance(document, dict):
+            body_validator = self.validators.get(str(document.get("type")))
+            body = document.get("body")
+            if body_validator is not None and isinstance(body, dict):
+                found += _explain(body_validator.iter_errors(body), ("body",))
+        return sorted(set(found), key=lambda v: (v.pointer, v.message))
+
+    def check(self, document: Any) -> Mapping[str, Any]:
+        """Return the document if it is valid; otherwise raise listing every violation."""
+        if not isinstance(document, dict):
+            raise InvalidMessage([Violation("", "The message must be a JSON object.")])
+        found = self.violations(document)
+        if found:
+            raise InvalidMessage(found)
+        return document
+
+
+def _explain(errors: Iterable[ValidationError], prefix: Sequence[str]) -> Iterator[Violation]:
+    for error in errors:
+        where: list[Any] = [*prefix, *error.absolute_path]
+        yield from _messages(error, where)
+
+
+def _messages(error: ValidationError, where: list[Any]) -> Iterator[Violation]:
+    kind = error.validator
+    value: Any = error.validator_value
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if kind == "required":
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        for name in value:
+            if name not in instance:
+                yield Violation(pointer([*where, name]), f"'{name}' is required here.")
+        return
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        known = schema.get("properties", {})
+        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+        for name in error.instance:
+            if name not in known and not any(p.search(name) for p in patterns):
+                yield Violation(
+                    pointer([*where, name]), f"'{name}' is not a field this message may carry."
+                )
+        return
+    yield Violation(pointer(where), _describe(error, kind, value))
+
+
+def _describe(error: ValidationError, kind: Any, value: Any) -> str:
+    if kind == "enum":
+        shown = ", ".join(repr(v) for v in value[:12])
+        more = " …" if len(value) > 12 else ""
+        return f"Must be one of {shown}{more}."
+    if kind == "const":
+        return f"Must be {value!r}."
+    if kind == "type":
+        wanted = value if isinstance(value, str) else " or ".join(value)
+        return f"Must be {_article(wanted)} {wanted}."
+    if kind == "format":
+        return f"Must be {_FORMAT_HINTS.get(value, value)}."
+    if kind == "pattern":
+        described = error.schema.get("description") if isinstance(error.schema, dict) else None
+        hint = f" ({described})" if described else ""
+        return f"Is not in the expected form{hint}; it must match {value}."
+    if kind == "minLength":
+        return "Must not be empty." if value == 1 else f"Must be at least {value} characters."
+    if kind == "maxLength":
+        return f"Must be at most {value} characters."
+    if kind == "minItems":
+        return f"Must list at least {value} item{'s' if value != 1 else ''}."
+    if kind == "maxItems":
+        return f"Must list at most {value} items."
+    if kind == "uniqueItems":
+        return "Must not list the same item twice."
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        relation = {
+            "minimum": "at least",
+            "exclusiveMinimum": "more than",
+            "maximum": "at most",
+            "exclusiveMaximum": "less than",
+        }[kind]
+        return f"Must be {relation} {value}."
+    return str(error.message)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
