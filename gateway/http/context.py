@@ -11,7 +11,7 @@ from gateway.http.problems import Handler
 from gateway.http.services import SERVICES
 from gateway.model import Principal
 
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 # Everything else requires a valid token: deny by default.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
@@ -43,5 +43,4 @@ async def authentication_middleware(request: web.Request, handler: Handler) -> w
 
 
 def principal_of(request: web.Request) -> Principal:
-    principal: Principal = request[PRINCIPAL]
-    return principal
+    return request[PRINCIPAL]

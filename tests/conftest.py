@@ -1,0 +1,89 @@
+"""Shared fixtures: a real gateway app on a temporary directory, and agencies that use it
+through the same client library an agency system would (``gateway.client``)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway import keys
+from gateway.client import Credentials, GatewayClient
+from gateway.config import Settings
+from gateway.directory import dev_key_path
+from gateway.http.app import create_app
+from gateway.model import Role
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "schemas" / "examples"
+
+
+def example_files(pattern: str) -> list[Path]:
+    return sorted(EXAMPLES.glob(f"*/{pattern}"))
+
+
+def load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, relay_interval_s=0.05)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    test_client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    return test_client
+
+
+AgencyFactory = Callable[..., GatewayClient]
+
+
+@pytest.fixture
+async def agency(
+    client: TestClient[Any, Any], settings: Settings
+) -> AsyncIterator[AgencyFactory]:
+    """``agency("CJIT-SFK")`` is a GatewayClient signing fresh tokens as that organisation."""
+
+    def make(org: str, role: Role = Role.SYSTEM) -> GatewayClient:
+        return GatewayClient(
+            str(client.make_url("")),
+            credentials(settings, org, role),
+            session=client.session,
+        )
+
+    yield make
+
+
+def credentials(settings: Settings, org: str, role: Role = Role.SYSTEM) -> Credentials:
+    return Credentials(
+        org_code=org,
+        private_jwk=keys.read_private(dev_key_path(settings.dev_keys_dir, org)),
+        role=role,
+        audience=settings.audience,
+    )
+
+
+def bearer(settings: Settings, org: str, role: Role = Role.SYSTEM) -> dict[str, str]:
+    """Headers with a fresh token, for raw requests that bypass the client library."""
+    return {"Authorization": f"Bearer {credentials(settings, org, role).token()}"}
+
+
+def table_counts(settings: Settings) -> dict[str, int]:
+    """Row counts of every stored table, to prove a refused request changed nothing."""
+    with sqlite3.connect(settings.sqlite_path) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' AND name != 'token_uses'"
+            )
+        ]
+        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608

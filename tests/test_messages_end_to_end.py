@@ -1,0 +1,87 @@
+"""Every example of every type, through the real app and the agency client library."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.client import GatewayClient, GatewayProblem
+from tests.conftest import AgencyFactory, example_files, load
+
+VALID = example_files("valid*.json")
+INVALID = example_files("invalid*.json")
+
+
+async def wait_for_inbox(client: GatewayClient, message_id: str) -> list[Any]:
+    """Inbox items with this id, once delivery (asynchronous, via the outbox) has happened."""
+    for _ in range(200):
+        found = [m for m in await client.inbox(500) if m["message_id"] == message_id]
+        if found:
+            return found
+        await asyncio.sleep(0.02)
+    return []
+
+
+def test_every_type_has_several_examples() -> None:
+    types = {p.parent.name for p in VALID}
+    assert types == {
+        "ra1_notice", "ra2_variation", "dir_transfer", "dir_acceptance",
+        "carat_referral", "court_outcome", "disengagement_alert",
+    }
+    for kind in types:
+        assert len([p for p in VALID if p.parent.name == kind]) >= 3
+        assert len([p for p in INVALID if p.parent.name == kind]) >= 3
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: f"{p.parent.name}/{p.name}")
+async def test_valid_example_is_delivered_once_and_acknowledged(
+    path: Path, agency: AgencyFactory
+) -> None:
+    document = load(path)
+    sender = agency(document["from"])
+
+    answer = await sender.send(document)
+
+    assert answer.status == 202
+    assert answer.body["status"] == "accepted"
+    assert [r["code"] for r in answer.body["recipients"]] == document["to"]
+    assert answer.body["decision"]["decision"] == "permit"
+    message_id = document["message_id"]
+    for code in document["to"]:
+        recipient = agency(code)
+        items = await wait_for_inbox(recipient, message_id)
+        assert len(items) == 1, f"{code} should see the message exactly once"
+        assert items[0]["envelope"] == document
+        assert items[0]["from"] == document["from"]
+        first = await recipient.acknowledge(message_id)
+        second = await recipient.acknowledge(message_id)
+        assert first == second
+        assert first["status"] == "acknowledged"
+        assert message_id not in [m["message_id"] for m in await recipient.inbox(500)]
+
+    status = await sender.status(message_id)
+    assert status["status"] == "acknowledged"
+    steps = [(e["status"], e.get("recipient")) for e in status["history"]]
+    assert steps[0] == ("accepted", None)
+    for code in document["to"]:
+        delivered = steps.index(("delivered", code))
+        acknowledged = steps.index(("acknowledged", code))
+        assert 0 < delivered < acknowledged
+        assert steps.count(("acknowledged", code)) == 1
+    assert all(e["at"].endswith("Z") for e in status["history"])
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: f"{p.parent.name}/{p.name}")
+async def test_invalid_example_lists_every_violation(path: Path, agency: AgencyFactory) -> None:
+    document = load(path)
+    expected = load(path.parent / "expected-errors.json")[path.name]
+
+    with pytest.raises(GatewayProblem) as refused:
+        await agency(document["from"]).send(document)
+
+    assert refused.value.status == 422
+    assert sorted(v["pointer"] for v in refused.value.violations) == sorted(expected)
+    assert all(v["message"] for v in refused.value.violations)
