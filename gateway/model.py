@@ -122,8 +122,10 @@ class Envelope:
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Envelope:
+        # UUIDs are case-insensitive (RFC 9562): one id however it is spelt.
+        document = {**document, "message_id": str(document["message_id"]).lower()}
         return cls(
-            message_id=str(document["message_id"]).lower(),
+            message_id=document["message_id"],
             type=MessageType(document["type"]),
             sent_at=document["sent_at"],
             sender=document["from"],
