@@ -1,0 +1,117 @@
+"""The ``dipgw`` command as a new user meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+
+from gateway.cli import main
+from tests.conftest import EXAMPLES
+
+RA1_FILE = EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "token", "send", "inbox", "status"])
+def test_every_command_explains_itself(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "usage: dipgw" in result.stdout
+
+
+def test_token_is_refused_in_production(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["token", "--org", "CJIT-SFK"], {"DIPGW_ENV": "production",
+                                                  "DIPGW_DATA_DIR": str(tmp_path)})
+    assert code != 0
+    assert "production" in capsys.readouterr().err
+
+
+def test_token_without_a_seeded_directory_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["token", "--org", "CJIT-SFK"], {"DIPGW_DATA_DIR": str(tmp_path)})
+    assert code != 0
+    assert "make run" in capsys.readouterr().err
+
+
+def test_token_carries_the_claims_the_gateway_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway import keys
+    from gateway.directory import dev_key_path
+
+    keys.write_private(dev_key_path(tmp_path / "dev-keys", "CJIT-SFK"), keys.generate())
+    code = main(["token", "--org", "CJIT-SFK", "--role", "spoc", "--ttl", "120"],
+                {"DIPGW_DATA_DIR": str(tmp_path)})
+    assert code == 0
+    token = capsys.readouterr().out.strip()
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["iss"] == "CJIT-SFK"
+    assert claims["role"] == "spoc"
+    assert claims["exp"] - claims["iat"] == 120
+    assert claims["aud"] == "urn:dipgw"
+    assert claims["jti"]
+
+
+def test_send_names_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["send", str(tmp_path / "nope.json")], {"DIPGW_DATA_DIR": str(tmp_path)})
+    assert code != 0
+    assert "nope.json" in capsys.readouterr().err
+
+
+def test_send_to_a_gateway_that_is_not_running_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway import keys
+    from gateway.directory import dev_key_path
+
+    keys.write_private(dev_key_path(tmp_path / "dev-keys", "POL-SFK-IPS"), keys.generate())
+    code = main(["send", str(RA1_FILE), "--url", "http://127.0.0.1:9"],
+                {"DIPGW_DATA_DIR": str(tmp_path)})
+    assert code == 3
+    assert "cannot reach the gateway" in capsys.readouterr().err
+
+
+def test_bad_configuration_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["token", "--org", "X"], {"DIPGW_PORT": "eighty"})
+    assert code != 0
+    assert "DIPGW_PORT must be a whole number" in capsys.readouterr().err
+
+
+async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from tests.test_crash_recovery import free_port, gateway_process, wait_ready
+
+    port = free_port()
+    env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_PORT": str(port)}
+    document = json.loads(RA1_FILE.read_text())
+    with gateway_process(tmp_path, port):
+        await wait_ready(f"http://127.0.0.1:{port}")
+        sent = run("send", str(RA1_FILE), env=env)
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout)["status"] == "accepted"
+
+        listed = run("inbox", "--org", "CJIT-NFK", env=env)
+        assert document["message_id"] in listed.stdout
+
+        acked = run("inbox", "--org", "CJIT-NFK", "--ack", document["message_id"], env=env)
+        assert json.loads(acked.stdout)["status"] == "acknowledged"
+        assert "is empty" in run("inbox", "--org", "CJIT-NFK", env=env).stdout
+
+        invalid = EXAMPLES / "court_outcome" / "invalid-several-violations.json"
+        refused = run("send", str(invalid), env=env)
+        assert refused.returncode == 1
+        assert "422" in refused.stderr and "/route" in refused.stderr
