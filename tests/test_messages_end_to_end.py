@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.client import GatewayClient, GatewayProblem
-from tests.conftest import AgencyFactory, example_files, load
+from tests.conftest import EXAMPLES, AgencyFactory, example_files, load
 
 VALID = example_files("valid*.json")
 INVALID = example_files("invalid*.json")
@@ -85,3 +85,16 @@ async def test_invalid_example_lists_every_violation(path: Path, agency: AgencyF
     assert refused.value.status == 422
     assert sorted(v["pointer"] for v in refused.value.violations) == sorted(expected)
     assert all(v["message"] for v in refused.value.violations)
+
+
+async def test_ra1_must_go_to_the_cjit_that_runs_the_assessment(agency: AgencyFactory) -> None:
+    document = load(EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json")
+    document["to"] = ["CJIT-SFK"]
+
+    with pytest.raises(GatewayProblem) as refused:
+        await agency(document["from"]).send(document)
+
+    assert refused.value.status == 422
+    assert [v["pointer"] for v in refused.value.violations] == [
+        "/body/initial_assessment/organisation"
+    ]

@@ -87,11 +87,12 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
             headers=headers,
         )
     except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SERVICES].settings.max_body_bytes
         return problem_response(
             413,
             slug=errors.PayloadTooLarge.slug,
             title=errors.PayloadTooLarge.title,
-            detail=f"The body may be at most {request.app[SERVICES].settings.max_body_bytes} bytes.",
+            detail=f"The body may be at most {limit} bytes.",
             instance=request.path,
         )
     except web.HTTPException as exc:
