@@ -26,6 +26,7 @@ class InboxNotifier:
 
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self.closed = False
 
     @asynccontextmanager
     async def subscribe(self, org_code: str) -> AsyncIterator[asyncio.Event]:
@@ -41,6 +42,13 @@ class InboxNotifier:
     def notify(self, org_code: str) -> None:
         for event in self._waiters.get(org_code, ()):
             event.set()
+
+    def close(self) -> None:
+        """Wake every stream so it ends; open streams must not hold up a shutdown."""
+        self.closed = True
+        for waiters in self._waiters.values():
+            for event in waiters:
+                event.set()
 
 
 class InboxWriter:

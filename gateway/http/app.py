@@ -125,5 +125,9 @@ def create_app(
             await chosen_transport.close()
             await db.close()
 
+    async def end_streams(app: web.Application) -> None:
+        app[SERVICES].notifier.close()
+
     app.cleanup_ctx.append(services_ctx)
+    app.on_shutdown.append(end_streams)
     return app

@@ -108,7 +108,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     with contextlib.suppress(ConnectionResetError):
         await response.write(b"retry: 3000\n\n")
         async with services.notifier.subscribe(principal.org.code) as arrived:
-            while True:
+            while not services.notifier.closed:
                 arrived.clear()
                 items = await services.messages.inbox(principal.org.code, MAX_LIMIT, last_seq)
                 for item in items:
