@@ -10,16 +10,13 @@ import asyncio
 import json
 import os
 import sys
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from gateway import keys, logs
-from gateway.auth import issue_token
 from gateway.client import Credentials, GatewayClient, GatewayProblem
 from gateway.config import Settings
 from gateway.directory import dev_key_path
@@ -83,18 +80,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             f"--ttl may be at most {settings.max_token_lifetime_s} seconds "
             "(DIPGW_MAX_TOKEN_LIFETIME)."
         )
-    print(
-        issue_token(
-            dict(credentials.private_jwk),
-            org_code=credentials.org_code,
-            role=credentials.role,
-            audience=credentials.audience,
-            subject=credentials.subject,
-            ttl_s=credentials.ttl_s,
-            now=datetime.now(UTC),
-            token_id=str(uuid.uuid4()),
-        )
-    )
+    print(credentials.token())
     return 0
 
 
