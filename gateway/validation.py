@@ -104,8 +104,10 @@ def parse_document(raw: bytes, *, max_depth: int) -> Any:
         raise MalformedRequest(
             f"The document is nested more than {max_depth} levels deep."
         ) from None
-    if _depth(document) > max_depth:
-        raise MalformedRequest(f"The document is nested more than {max_depth} levels deep.")
+    except ValueError as exc:
+        # Python refuses integer literals of more than 4,300 digits.
+        raise MalformedRequest(f"The body holds a value JSON cannot carry here: {exc}") from None
+    _check_structure(document, max_depth)
     return document
 
 
@@ -113,19 +115,29 @@ def _reject_constant(name: str) -> Any:
     raise MalformedRequest(f"The body is not valid JSON: {name} is not a JSON value.")
 
 
-def _depth(document: Any) -> int:
-    """Nesting depth, computed without recursion so hostile input cannot exhaust the stack."""
-    deepest = 0
+def _check_structure(document: Any, max_depth: int) -> None:
+    """Refuse deep nesting and unpaired surrogates, without recursion so hostile input
+    cannot exhaust the stack. A ``\\ud800`` escape is valid JSON but not Unicode text."""
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         node, level = stack.pop()
-        if isinstance(node, dict):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in node.values())
-        elif isinstance(node, list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in node)
-    return deepest
+        if isinstance(node, dict | list):
+            if level > max_depth:
+                raise MalformedRequest(
+                    f"The document is nested more than {max_depth} levels deep."
+                )
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children)
+            if isinstance(node, dict):
+                stack.extend((key, level) for key in node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedRequest(
+                    "The body holds an unpaired UTF-16 surrogate escape (such as \\ud800), "
+                    "which is not text."
+                ) from None
 
 
 def pointer(path: Iterable[str | int]) -> str:

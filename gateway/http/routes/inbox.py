@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from typing import Any
 
 import structlog
@@ -23,6 +24,8 @@ log = structlog.get_logger(__name__)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 KEEPALIVE_S = 15.0
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def item_view(item: InboxItem) -> dict[str, Any]:
@@ -50,7 +53,7 @@ def _int_query(request: web.Request, name: str, default: int, maximum: int) -> i
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= maximum:
         raise MalformedRequest(f"'{name}' must be a whole number from 1 to {maximum}.")
     return int(raw)
 
@@ -128,6 +131,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 def _last_event_id(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID", "0").strip() or "0"
-    if not raw.isdigit():
+    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
         raise MalformedRequest("Last-Event-ID must be the id of an event this stream sent.")
     return int(raw)
