@@ -84,6 +84,15 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_definitions(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.directory import DEMO_ORGANISATIONS
+    from gateway.transport.topology import Topology
+
+    topology = Topology(prefix=args.prefix, delivery_limit=args.delivery_limit)
+    _print_json(topology.definitions(DEMO_ORGANISATIONS, vhost=args.vhost))
+    return 0
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -239,6 +248,22 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_identity(status, org_required=True)
     _add_url(status, settings)
     status.set_defaults(handler=_run_async(_status))
+    definitions = sub.add_parser(
+        "rabbitmq-definitions",
+        help="print the RabbitMQ topology as importable definitions (JSON)",
+        description="Print the exchanges, per-organisation quorum queues, dead-letter "
+        "queues, bindings, users and permissions for the demo directory, in the form "
+        "`rabbitmqctl import_definitions FILE` takes. Users have no password: set one "
+        "with `rabbitmqctl change_password USER PASSWORD`.",
+        epilog="example: dipgw rabbitmq-definitions > deploy/rabbitmq/definitions.json",
+    )
+    definitions.add_argument("--vhost", default="/", help="virtual host (default: /)")
+    definitions.add_argument("--prefix", default="dipgw", help="name prefix (default: dipgw)")
+    definitions.add_argument(
+        "--delivery-limit", type=int, default=5,
+        help="failed deliveries before a message is dead-lettered (default: 5)",
+    )
+    definitions.set_defaults(handler=cmd_definitions)
     return parser
 
 
