@@ -19,6 +19,8 @@ class AuditAction(StrEnum):
     MESSAGE_REFUSED = "message.refused"
     MESSAGE_DELIVERED = "message.delivered"
     MESSAGE_ACKNOWLEDGED = "message.acknowledged"
+    MESSAGE_DEAD_LETTERED = "message.dead_lettered"
+    MESSAGE_EXPIRED = "message.expired"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,11 @@ class Settings:
     max_json_depth: int = 32
     seed_demo_directory: bool = True
     relay_interval_s: float = 0.5
+    amqp_prefix: str = "dipgw"
+    amqp_prefetch: int = 200
+    delivery_limit: int = 5
+    expiry_s: int = 5 * 24 * 3600
+    expiry_check_s: float = 60.0
 
     @property
     def is_production(self) -> bool:
@@ -68,6 +73,10 @@ class Settings:
             audience=env.get("DIPGW_AUDIENCE", cls.audience),
             max_token_lifetime_s=_int(env, "DIPGW_MAX_TOKEN_LIFETIME", cls.max_token_lifetime_s),
             max_body_bytes=_int(env, "DIPGW_MAX_BODY_BYTES", cls.max_body_bytes),
+            amqp_prefix=env.get("DIPGW_AMQP_PREFIX", cls.amqp_prefix),
+            amqp_prefetch=_int(env, "DIPGW_AMQP_PREFETCH", cls.amqp_prefetch),
+            delivery_limit=_int(env, "DIPGW_DELIVERY_LIMIT", cls.delivery_limit),
+            expiry_s=_int(env, "DIPGW_EXPIRY_SECONDS", cls.expiry_s),
             # Demo organisations with generated keys must never appear in production.
             seed_demo_directory=environment != "production",
         )

@@ -14,13 +14,18 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from gateway.storage.base import MessageRepository
-from gateway.transport.base import Transport
+from gateway.transport.base import (
+    PublishOutcome,
+    Transport,
+    TransportState,
+    TransportUnavailable,
+)
 
 log = structlog.get_logger(__name__)
 
 
-def backoff_delay(attempts: int, *, base_s: float = 0.5, cap_s: float = 60.0) -> float:
-    """Exponential backoff: 0.5 s, 1 s, 2 s, … capped at a minute."""
+def backoff_delay(attempts: int, *, base_s: float = 0.5, cap_s: float = 30.0) -> float:
+    """Exponential backoff: 0.5 s, 1 s, 2 s, … capped at 30 s."""
     return float(min(cap_s, base_s * (2 ** min(attempts, 16))))
 
 
@@ -69,26 +74,31 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)
 
     async def drain_once(self) -> int:
-        """Publish one batch of due rows; returns how many were published."""
+        """Publish one batch of due rows; returns how many the transport confirmed."""
+        if self._transport.state is not TransportState.READY:
+            return 0
         items = await self._messages.pending_outbox(self._batch_size, self._clock())
         if not items:
             return 0
         try:
-            await self._transport.publish(items)
+            outcome = await self._transport.publish(items)
+        except TransportUnavailable:
+            return 0
         except Exception as exc:
-            attempts = max(item.attempts for item in items)
-            until = self._clock() + timedelta(seconds=backoff_delay(attempts))
-            await self._messages.defer_outbox(
-                [item.outbox_id for item in items], until, f"{type(exc).__name__}: {exc}"
+            outcome = PublishOutcome(
+                (), tuple((item.outbox_id, f"{type(exc).__name__}: {exc}") for item in items)
             )
+        if outcome.confirmed:
+            await self._messages.mark_published(outcome.confirmed, self._clock())
+        if outcome.failed:
+            attempts = {item.outbox_id: item.attempts for item in items}
+            for outbox_id, error in outcome.failed:
+                until = self._clock() + timedelta(seconds=backoff_delay(attempts[outbox_id]))
+                await self._messages.defer_outbox([outbox_id], until, error)
             log.warning(
                 "outbox_publish_failed",
                 transport=self._transport.name,
-                count=len(items),
-                retry_at=until.isoformat(),
-                error=type(exc).__name__,
+                count=len(outcome.failed),
+                error=outcome.failed[0][1][:200],
             )
-            return 0
-        await self._messages.mark_published([item.outbox_id for item in items], self._clock())
-        log.debug("outbox_published", transport=self._transport.name, count=len(items))
-        return len(items)
+        return len(outcome.confirmed)

@@ -7,7 +7,7 @@ real parts on a temporary directory and everything is closed in reverse order.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +34,9 @@ from gateway.storage.sqlite import (
 from gateway.submission import SubmissionService
 from gateway.transport.base import Transport
 from gateway.transport.inprocess import InProcessTransport
+from gateway.transport.rabbitmq import RabbitMqTransport
+from gateway.transport.topology import Topology
+from gateway.undelivered import DeadLetterRecorder, ExpiryMonitor
 from gateway.validation import SchemaSet
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -41,6 +44,17 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _transport_for(settings: Settings, directory: Directory) -> Transport:
+    if settings.amqp_url is None:
+        return InProcessTransport()
+    return RabbitMqTransport(
+        settings.amqp_url,
+        Topology(prefix=settings.amqp_prefix, delivery_limit=settings.delivery_limit),
+        directory.all,
+        prefetch=settings.amqp_prefetch,
+    )
 
 
 def create_app(
@@ -52,11 +66,6 @@ def create_app(
     transport: Transport | None = None,
     clock: Callable[[], datetime] = _utc_now,
 ) -> web.Application:
-    if settings.amqp_url is not None and transport is None:
-        raise ConfigurationError(
-            "DIPGW_AMQP_URL is set but the RabbitMQ transport is not built yet; unset it "
-            "to use the embedded in-process transport."
-        )
     if settings.database_url is not None:
         raise ConfigurationError(
             "DIPGW_DATABASE_URL is set but the PostgreSQL store is not built yet; unset it "
@@ -78,10 +87,11 @@ def create_app(
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         db = SqliteDatabase(settings.sqlite_path)
         await db.open()
-        chosen_transport = transport or InProcessTransport()
+        directory_ = Directory(SqliteDirectory(db))
+        chosen_transport = transport or _transport_for(settings, directory_)
         relay: OutboxRelay | None = None
+        expiry: ExpiryMonitor | None = None
         try:
-            directory_ = Directory(SqliteDirectory(db))
             await directory_.refresh()
             if settings.seed_demo_directory:
                 await directory_.seed_demo(settings.dev_keys_dir, clock())
@@ -116,10 +126,22 @@ def create_app(
                 audit=audit_log,
                 clock=clock,
             )
-            await chosen_transport.start(InboxWriter(message_store, audit_log, notifier, clock))
+            await chosen_transport.start(
+                InboxWriter(message_store, audit_log, notifier, clock),
+                DeadLetterRecorder(message_store, audit_log, notifier, clock),
+            )
             relay.start()
+            expiry = ExpiryMonitor(
+                message_store, audit_log, notifier,
+                ttl=timedelta(seconds=settings.expiry_s),
+                interval_s=settings.expiry_check_s,
+                clock=clock,
+            )
+            expiry.start()
             yield
         finally:
+            if expiry is not None:
+                await expiry.stop()
             if relay is not None:
                 await relay.stop()
             await chosen_transport.close()

@@ -138,6 +138,29 @@ class MessageRepository(ABC):
         """Put the message in the recipient's inbox; False if it already was (a redelivery)."""
 
     @abstractmethod
+    async def close_delivery(
+        self,
+        message_id: str,
+        recipient: str,
+        status: MessageStatus,
+        detail: str,
+        at: datetime,
+        audit: AuditLog,
+    ) -> str | None:
+        """End an undelivered or unacknowledged share (dead-lettered, expired).
+
+        It leaves the inbox, a later copy from the transport is ignored, and the sender
+        gets an undelivered report. Returns the sender's code, or None if the share was
+        already acknowledged or closed.
+        """
+
+    @abstractmethod
+    async def unacknowledged_before(
+        self, received_before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """(message id, recipient) of permitted shares still open since before a time."""
+
+    @abstractmethod
     async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
         """Delivered, unacknowledged messages, oldest first."""
 

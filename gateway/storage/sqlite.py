@@ -9,6 +9,7 @@ an accepted message must never be lost.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ from gateway.storage.base import (
     Submission,
     TokenLedger,
 )
+from gateway.undelivered import GATEWAY_SENDER, REPORT_TYPE, undelivered_report
 
 T = TypeVar("T")
 
@@ -114,6 +116,14 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (issuer, jti)
     );
     CREATE INDEX token_uses_expiry ON token_uses(expires_at);
+    """,
+    """
+    ALTER TABLE inbox ADD COLUMN closed_at TEXT;
+    ALTER TABLE inbox ADD COLUMN closed_reason TEXT;
+    DROP INDEX inbox_unacknowledged;
+    CREATE INDEX inbox_open ON inbox(recipient, seq)
+        WHERE acknowledged_at IS NULL AND closed_at IS NULL;
+    CREATE INDEX messages_received ON messages(received_at);
     """,
 )
 
@@ -488,6 +498,106 @@ class SqliteMessages(MessageRepository):
 
         return await self._db.transaction(write)
 
+    async def close_delivery(
+        self,
+        message_id: str,
+        recipient: str,
+        status: MessageStatus,
+        detail: str,
+        at: datetime,
+        audit: AuditLog,
+    ) -> str | None:
+        def write(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT m.sender, m.type, m.route FROM deliveries d JOIN messages m "
+                "USING (message_id) WHERE d.message_id = ? AND d.recipient = ? "
+                "AND d.permitted = 1",
+                (message_id, recipient),
+            ).fetchone()
+            if row is None:
+                return None
+            sender, message_type, route = row
+            state = conn.execute(
+                "SELECT acknowledged_at, closed_at FROM inbox "
+                "WHERE message_id = ? AND recipient = ?",
+                (message_id, recipient),
+            ).fetchone()
+            if state is not None and (state[0] is not None or state[1] is not None):
+                return None
+            stamp = _ts(at)
+            if state is None:
+                # A closed row also makes any later copy from the transport a no-op.
+                conn.execute(
+                    "INSERT INTO inbox (message_id, recipient, delivered_at, closed_at, "
+                    "closed_reason) VALUES (?, ?, ?, ?, ?)",
+                    (message_id, recipient, stamp, stamp, status.value),
+                )
+            else:
+                conn.execute(
+                    "UPDATE inbox SET closed_at = ?, closed_reason = ? "
+                    "WHERE message_id = ? AND recipient = ?",
+                    (stamp, status.value, message_id, recipient),
+                )
+            conn.execute(
+                "UPDATE outbox SET published_at = COALESCE(published_at, ?), "
+                "last_error = COALESCE(last_error, ?) WHERE message_id = ? AND recipient = ?",
+                (stamp, f"closed: {status.value}", message_id, recipient),
+            )
+            conn.execute(
+                "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (message_id, recipient, status.value, stamp, detail),
+            )
+            audit.append(
+                conn,
+                AuditEvent(
+                    action=AuditAction.MESSAGE_DEAD_LETTERED
+                    if status is MessageStatus.DEAD_LETTERED
+                    else AuditAction.MESSAGE_EXPIRED,
+                    at=at,
+                    actor="gateway",
+                    message_id=message_id,
+                    message_type=message_type,
+                    recipients=(recipient,),
+                    details={"detail": detail},
+                ),
+            )
+            if message_type != REPORT_TYPE:
+                _store_report(
+                    conn,
+                    undelivered_report(
+                        message_id=message_id,
+                        message_type=message_type,
+                        sender=sender,
+                        recipient=recipient,
+                        reason=status,
+                        detail=detail,
+                        at=at,
+                    ),
+                    route,
+                    at,
+                )
+            return str(sender)
+
+        return await self._db.transaction(write)
+
+    async def unacknowledged_before(
+        self, received_before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT d.message_id, d.recipient FROM messages m "
+                "JOIN deliveries d ON d.message_id = m.message_id AND d.permitted = 1 "
+                "LEFT JOIN inbox i ON i.message_id = d.message_id AND i.recipient = d.recipient "
+                "WHERE m.received_at < ? AND m.type != ? "
+                "AND (i.seq IS NULL OR (i.acknowledged_at IS NULL AND i.closed_at IS NULL)) "
+                "ORDER BY m.received_at LIMIT ?",
+                (_ts(received_before), REPORT_TYPE, limit),
+            ).fetchall()
+            return [(mid, recipient) for mid, recipient in rows]
+
+        return await self._db.transaction(read)
+
     async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
         def read(conn: sqlite3.Connection) -> list[InboxItem]:
             rows = conn.execute(
@@ -495,7 +605,8 @@ class SqliteMessages(MessageRepository):
                 "d.decision_json, d.payload_json FROM inbox i "
                 "JOIN deliveries d ON d.message_id = i.message_id AND d.recipient = i.recipient "
                 "JOIN messages m ON m.message_id = i.message_id "
-                "WHERE i.recipient = ? AND i.acknowledged_at IS NULL AND i.seq > ? "
+                "WHERE i.recipient = ? AND i.acknowledged_at IS NULL AND i.closed_at IS NULL "
+                "AND i.seq > ? "
                 "ORDER BY i.seq LIMIT ?",
                 (recipient, after_seq, limit),
             ).fetchall()
@@ -519,12 +630,14 @@ class SqliteMessages(MessageRepository):
     ) -> Acknowledgement:
         def write(conn: sqlite3.Connection) -> Acknowledgement:
             row = conn.execute(
-                "SELECT i.acknowledged_at, m.type FROM inbox i JOIN messages m USING (message_id) "
-                "WHERE i.message_id = ? AND i.recipient = ?",
+                "SELECT i.acknowledged_at, m.type, i.closed_reason FROM inbox i "
+                "JOIN messages m USING (message_id) WHERE i.message_id = ? AND i.recipient = ?",
                 (message_id, recipient),
             ).fetchone()
             if row is None:
                 raise NotFound(f"Message {message_id} is not in {recipient}'s inbox.")
+            if row[2] is not None:
+                raise NotFound(f"Message {message_id} was {row[2]} and left the inbox.")
             if row[0] is not None:
                 return Acknowledgement(message_id, _dt(row[0]), first_time=False)
             conn.execute(
@@ -551,6 +664,58 @@ class SqliteMessages(MessageRepository):
             return Acknowledgement(message_id, at, first_time=True)
 
         return await self._db.transaction(write)
+
+
+_REPORT_DECISION = Decision(
+    permitted=True,
+    consent=Consent.NOT_REQUIRED,
+    consent_satisfied=True,
+    redactions=(),
+    rule="gateway-delivery-report",
+    legal_basis="the sender's own message: no personal data is shared",
+    policy_version="gateway",
+)
+
+
+def _store_report(
+    conn: sqlite3.Connection, report: dict[str, Any], route: str, at: datetime
+) -> None:
+    """Put a gateway report straight into the sender's inbox (no transport: it is local)."""
+    stamp = _ts(at)
+    text = _json(report)
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO messages (message_id, type, sender, route, content_hash, "
+        "document_json, received_at, submitted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            report["message_id"],
+            REPORT_TYPE,
+            GATEWAY_SENDER,
+            route,
+            hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            text,
+            stamp,
+            "gateway",
+        ),
+    ).rowcount
+    if not inserted:
+        return
+    recipient = report["to"][0]
+    conn.execute(
+        "INSERT INTO deliveries (message_id, recipient, position, permitted, decision_json, "
+        "payload_json) VALUES (?, ?, 0, 1, ?, ?)",
+        (report["message_id"], recipient, _decision_to_json(_REPORT_DECISION), text),
+    )
+    conn.execute(
+        "INSERT INTO inbox (message_id, recipient, delivered_at) VALUES (?, ?, ?)",
+        (report["message_id"], recipient, stamp),
+    )
+    conn.executemany(
+        "INSERT INTO status_events (message_id, recipient, status, at) VALUES (?, ?, ?, ?)",
+        [
+            (report["message_id"], None, MessageStatus.ACCEPTED.value, stamp),
+            (report["message_id"], recipient, MessageStatus.DELIVERED.value, stamp),
+        ],
+    )
 
 
 def _receipt(conn: sqlite3.Connection, message_id: str, *, replayed: bool) -> Receipt:

@@ -28,6 +28,20 @@ class Delivery:
 
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]
+DeadLetterHandler = Callable[[Delivery, str], Awaitable[None]]
+"""Called with a message the transport gave up on, and why (e.g. its delivery limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """Which outbox rows the transport confirmed, and which failed with what error."""
+
+    confirmed: tuple[int, ...]
+    failed: tuple[tuple[int, str], ...] = ()
+
+
+class TransportUnavailable(Exception):
+    """The transport cannot take messages now (e.g. the broker is down); retry later."""
 
 
 class TransportState(StrEnum):
@@ -39,10 +53,10 @@ class TransportState(StrEnum):
 class Transport(Protocol):
     name: str
 
-    async def start(self, handler: DeliveryHandler) -> None: ...
+    async def start(self, handler: DeliveryHandler, on_dead_letter: DeadLetterHandler) -> None: ...
 
-    async def publish(self, items: Sequence[OutboxItem]) -> None:
-        """Hand items over; raises if any was not durably accepted (the relay retries)."""
+    async def publish(self, items: Sequence[OutboxItem]) -> PublishOutcome:
+        """Hand items over; only confirmed rows may be marked published."""
         ...
 
     async def close(self) -> None: ...

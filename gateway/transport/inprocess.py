@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.storage.base import OutboxItem
-from gateway.transport.base import Delivery, DeliveryHandler, TransportState
+from gateway.transport.base import (
+    DeadLetterHandler,
+    Delivery,
+    DeliveryHandler,
+    PublishOutcome,
+    TransportState,
+)
 
 
 class InProcessTransport:
@@ -20,21 +26,30 @@ class InProcessTransport:
     def __init__(self) -> None:
         self._handler: DeliveryHandler | None = None
 
-    async def start(self, handler: DeliveryHandler) -> None:
+    async def start(self, handler: DeliveryHandler, on_dead_letter: DeadLetterHandler) -> None:
+        # Nothing is dead-lettered here: a failed delivery stays in the outbox and is retried.
         self._handler = handler
 
-    async def publish(self, items: Sequence[OutboxItem]) -> None:
+    async def publish(self, items: Sequence[OutboxItem]) -> PublishOutcome:
         if self._handler is None:
             raise RuntimeError("transport not started")
+        confirmed: list[int] = []
+        failed: list[tuple[int, str]] = []
         for item in items:
-            await self._handler(
-                Delivery(
-                    message_id=item.message_id,
-                    recipient=item.recipient,
-                    message_type=item.message_type,
-                    payload=item.payload,
+            try:
+                await self._handler(
+                    Delivery(
+                        message_id=item.message_id,
+                        recipient=item.recipient,
+                        message_type=item.message_type,
+                        payload=item.payload,
+                    )
                 )
-            )
+            except Exception as exc:
+                failed.append((item.outbox_id, f"{type(exc).__name__}: {exc}"))
+            else:
+                confirmed.append(item.outbox_id)
+        return PublishOutcome(tuple(confirmed), tuple(failed))
 
     async def close(self) -> None:
         self._handler = None

@@ -71,7 +71,9 @@ class Topology:
     def user(org_code: str) -> str:
         return f"dipgw-{org_code.lower()}"
 
-    def definitions(self, organisations: Iterable[Organisation], vhost: str = "/") -> dict[str, Any]:
+    def definitions(
+        self, organisations: Iterable[Organisation], vhost: str = "/"
+    ) -> dict[str, Any]:
         """An importable RabbitMQ definitions document (``rabbitmqctl import_definitions``).
 
         Users carry no password: the operator sets one per user (``rabbitmqctl

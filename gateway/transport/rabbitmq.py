@@ -1,0 +1,289 @@
+"""RabbitMQ transport (aio-pika): confirmed publishing, manual-ack consuming, reconnection.
+
+Publishing: a channel with publisher confirms and ``on_return_raises``; every outbox row
+is published ``mandatory`` and counts as confirmed only on a ``Basic.Ack``. A batch is
+published concurrently, so many confirms are in flight at once.
+
+Consuming: one channel with a bounded prefetch consumes every organisation's queue and
+acks only after the inbox commit. A failed delivery is nacked and requeued; the quorum
+queue counts it and dead-letters it after ``x-delivery-limit``. The dead-letter queues
+are consumed too, so a dead-lettered message is recorded and its sender told.
+
+Reconnection: ``connect_robust`` restores channels, topology and consumers after a broker
+restart or a dropped connection; references to the channels are kept so they are not
+garbage-collected. Until the first connection succeeds the gateway keeps accepting into
+the outbox and retries in the background. A message prefetched before a reconnect cannot
+be acked afterwards: the ack failure is ignored, the broker redelivers it, and the inbox's
+de-duplication absorbs the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    AbstractRobustExchange,
+)
+from pamqp.commands import Basic
+
+from gateway.model import Organisation
+from gateway.storage.base import OutboxItem
+from gateway.transport.base import (
+    DeadLetterHandler,
+    Delivery,
+    DeliveryHandler,
+    PublishOutcome,
+    TransportState,
+    TransportUnavailable,
+)
+from gateway.transport.topology import Topology
+
+log = structlog.get_logger(__name__)
+
+RECIPIENT_HEADER = "dipgw-recipient"
+# Raised when a channel or connection went away under an operation; all are retryable.
+_CHANNEL_GONE = (
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelClosed,
+    ConnectionError,
+    RuntimeError,
+)
+
+
+class RabbitMqTransport:
+    name = "rabbitmq"
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        organisations: Callable[[], Sequence[Organisation]],
+        *,
+        prefetch: int = 200,
+        publish_timeout_s: float = 15.0,
+        reconnect_interval_s: float = 1.0,
+    ) -> None:
+        self._url = url
+        self._topology = topology
+        self._organisations = organisations
+        self._prefetch = prefetch
+        self._publish_timeout_s = publish_timeout_s
+        self._reconnect_interval_s = reconnect_interval_s
+        self._handler: DeliveryHandler | None = None
+        self._on_dead_letter: DeadLetterHandler | None = None
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._consume_channel: AbstractRobustChannel | None = None
+        self._exchange: AbstractRobustExchange | None = None
+        self._connected = False
+        self._closing = False
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> TransportState:
+        if self._closing or self._handler is None:
+            return TransportState.STOPPED
+        channels_open = all(
+            channel is not None and not channel.is_closed
+            for channel in (self._publish_channel, self._consume_channel)
+        )
+        ready = self._connected and channels_open
+        return TransportState.READY if ready else TransportState.DEGRADED
+
+    async def start(self, handler: DeliveryHandler, on_dead_letter: DeadLetterHandler) -> None:
+        self._handler = handler
+        self._on_dead_letter = on_dead_letter
+        self._connector = asyncio.create_task(self._connect_until_up(), name="amqp-connect")
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        """Wait until the topology is declared and consumers run (tests, benchmarks)."""
+        async with asyncio.timeout(timeout_s):
+            while self.state is not TransportState.READY:
+                await asyncio.sleep(0.05)
+
+    async def _connect_until_up(self) -> None:
+        delay = self._reconnect_interval_s
+        while not self._closing:
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url, reconnect_interval=self._reconnect_interval_s, timeout=10
+                )
+            except Exception as exc:
+                log.warning("amqp_connect_failed", error=type(exc).__name__, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+                continue
+            try:
+                await self._set_up(connection)
+            except Exception:
+                log.exception("amqp_setup_failed")
+                with contextlib.suppress(Exception):
+                    await connection.close()
+                await asyncio.sleep(delay)
+                continue
+            return
+
+    async def _set_up(self, connection: AbstractRobustConnection) -> None:
+        connection.close_callbacks.add(self._on_connection_lost)
+        connection.reconnect_callbacks.add(self._on_reconnected)
+        publish_channel: Any = await connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        exchange = await publish_channel.declare_exchange(
+            self._topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dead_letter_exchange = await publish_channel.declare_exchange(
+            self._topology.dead_letter_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        consume_channel: Any = await connection.channel()
+        await consume_channel.set_qos(prefetch_count=self._prefetch)
+        for org in self._organisations():
+            queue = await consume_channel.declare_queue(
+                self._topology.queue(org.code),
+                durable=True,
+                arguments=self._topology.queue_arguments(),
+            )
+            for key in self._topology.bindings(org):
+                await queue.bind(exchange.name, key)
+            dead_letters = await consume_channel.declare_queue(
+                self._topology.dead_letter_queue(org.code),
+                durable=True,
+                arguments=self._topology.dead_letter_queue_arguments(),
+            )
+            await dead_letters.bind(dead_letter_exchange.name, f"{org.code}.#")
+            await queue.consume(self._on_message)
+            await dead_letters.consume(self._on_dead_lettered)
+        self._connection = connection
+        self._publish_channel = publish_channel
+        self._consume_channel = consume_channel
+        self._exchange = exchange
+        self._connected = True
+        log.info("amqp_ready", exchange=exchange.name)
+
+    async def _on_connection_lost(self, *_: Any) -> None:
+        if not self._closing:
+            log.warning("amqp_connection_lost")
+        self._connected = False
+
+    async def _on_reconnected(self, *_: Any) -> None:
+        log.info("amqp_reconnected")
+        self._connected = True
+
+    async def publish(self, items: Sequence[OutboxItem]) -> PublishOutcome:
+        exchange = self._exchange
+        if exchange is None or self.state is not TransportState.READY:
+            raise TransportUnavailable("the broker is not connected")
+        results = await asyncio.gather(
+            *(self._publish_one(exchange, item) for item in items), return_exceptions=True
+        )
+        confirmed: list[int] = []
+        failed: list[tuple[int, str]] = []
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append((item.outbox_id, f"{type(result).__name__}: {result}"))
+            else:
+                confirmed.append(item.outbox_id)
+        return PublishOutcome(tuple(confirmed), tuple(failed))
+
+    async def _publish_one(self, exchange: AbstractRobustExchange, item: OutboxItem) -> None:
+        message = aio_pika.Message(
+            body=item.payload,
+            message_id=item.message_id,
+            type=item.message_type,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            app_id="dipgw",
+            headers={RECIPIENT_HEADER: item.recipient},
+        )
+        confirmation = await exchange.publish(
+            message,
+            routing_key=self._topology.routing_key(item.recipient, item.message_type),
+            mandatory=True,
+            timeout=self._publish_timeout_s,
+        )
+        if not isinstance(confirmation, Basic.Ack):
+            raise RuntimeError(f"broker answered {type(confirmation).__name__}, not Basic.Ack")
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        handler = self._handler
+        try:
+            if handler is None:
+                raise RuntimeError("transport stopped")
+            await handler(_delivery(message))
+        except Exception as exc:
+            log.warning(
+                "amqp_delivery_failed",
+                message_id=message.message_id,
+                error=type(exc).__name__,
+            )
+            await _settle(message.nack(requeue=True), message)
+            return
+        await _settle(message.ack(), message)
+
+    async def _on_dead_lettered(self, message: AbstractIncomingMessage) -> None:
+        handler = self._on_dead_letter
+        try:
+            if handler is None:
+                raise RuntimeError("transport stopped")
+            await handler(_delivery(message), _death_reason(message))
+        except Exception as exc:
+            log.error(
+                "dead_letter_record_failed",
+                message_id=message.message_id,
+                error=type(exc).__name__,
+            )
+            # Not hot-looping on a dead letter we cannot record; it stays queued.
+            await asyncio.sleep(1.0)
+            await _settle(message.nack(requeue=True), message)
+            return
+        await _settle(message.ack(), message)
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        self._handler = None
+        self._on_dead_letter = None
+
+
+def _delivery(message: AbstractIncomingMessage) -> Delivery:
+    recipient = (message.headers or {}).get(RECIPIENT_HEADER)
+    if not message.message_id or not message.type or not isinstance(recipient, str):
+        raise ValueError("AMQP message lacks message_id, type or recipient header")
+    return Delivery(
+        message_id=message.message_id,
+        recipient=recipient,
+        message_type=message.type,
+        payload=message.body,
+    )
+
+
+def _death_reason(message: AbstractIncomingMessage) -> str:
+    deaths: Any = (message.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        reason = deaths[0].get("reason")
+        return reason.decode() if isinstance(reason, bytes) else str(reason)
+    return "unknown"
+
+
+async def _settle(operation: Awaitable[None], message: AbstractIncomingMessage) -> None:
+    """Ack or nack; if the channel is gone, the broker redelivers and the inbox de-duplicates."""
+    try:
+        await operation
+    except _CHANNEL_GONE:
+        log.info("amqp_settle_after_reconnect_ignored", message_id=message.message_id)

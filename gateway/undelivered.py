@@ -1,0 +1,154 @@
+"""Messages that could not be delivered: dead-lettered or expired, as NHS MESH reports them.
+
+The recipient's share is closed (it leaves the inbox, and a late copy from the transport
+is ignored), the history says why, and the sender receives an undelivered report in its
+own inbox. Reports carry ids and reasons only, never the person's details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from gateway.audit import AuditLog
+from gateway.inbox import InboxNotifier
+from gateway.model import MessageStatus, isoformat
+from gateway.storage.base import MessageRepository
+from gateway.transport.base import Delivery
+
+log = structlog.get_logger(__name__)
+
+REPORT_TYPE = "delivery_report"
+GATEWAY_SENDER = "DIPGW"
+_REPORT_NAMESPACE = uuid.UUID("6f1c1d2e-3b7a-4c55-9e0f-2d4b8a1c9e70")
+
+
+def report_id(message_id: str, recipient: str, reason: MessageStatus) -> str:
+    """Deterministic, so recording the same failure twice yields one report."""
+    return str(uuid.uuid5(_REPORT_NAMESPACE, f"{message_id}|{recipient}|{reason.value}"))
+
+
+def undelivered_report(
+    *,
+    message_id: str,
+    message_type: str,
+    sender: str,
+    recipient: str,
+    reason: MessageStatus,
+    detail: str,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "message_id": report_id(message_id, recipient, reason),
+        "type": REPORT_TYPE,
+        "schema_version": "1",
+        "sent_at": isoformat(at),
+        "from": GATEWAY_SENDER,
+        "to": [sender],
+        "body": {
+            "outcome": "undelivered",
+            "reason": reason.value,
+            "detail": detail,
+            "original_message_id": message_id,
+            "original_type": message_type,
+            "recipient": recipient,
+        },
+    }
+
+
+class DeadLetterRecorder:
+    """The transport's dead-letter handler: record it and tell the sender."""
+
+    def __init__(
+        self,
+        messages: MessageRepository,
+        audit: AuditLog,
+        notifier: InboxNotifier,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._messages = messages
+        self._audit = audit
+        self._notifier = notifier
+        self._clock = clock
+
+    async def __call__(self, delivery: Delivery, reason: str) -> None:
+        sender = await self._messages.close_delivery(
+            delivery.message_id,
+            delivery.recipient,
+            MessageStatus.DEAD_LETTERED,
+            f"dead-lettered by the transport: {reason}",
+            self._clock(),
+            self._audit,
+        )
+        log.warning(
+            "message_dead_lettered",
+            message_id=delivery.message_id,
+            message_type=delivery.message_type,
+            recipient=delivery.recipient,
+            reason=reason,
+        )
+        if sender is not None:
+            self._notifier.notify(sender)
+
+
+class ExpiryMonitor:
+    """Closes deliveries not acknowledged within ``ttl`` and reports them to the sender."""
+
+    def __init__(
+        self,
+        messages: MessageRepository,
+        audit: AuditLog,
+        notifier: InboxNotifier,
+        *,
+        ttl: timedelta,
+        interval_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._messages = messages
+        self._audit = audit
+        self._notifier = notifier
+        self._ttl = ttl
+        self._interval_s = interval_s
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="expiry-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.expire_due()
+            except Exception:
+                log.exception("expiry_check_failed")
+            await asyncio.sleep(self._interval_s)
+
+    async def expire_due(self) -> int:
+        now = self._clock()
+        due = await self._messages.unacknowledged_before(now - self._ttl, limit=500)
+        for message_id, recipient in due:
+            sender = await self._messages.close_delivery(
+                message_id,
+                recipient,
+                MessageStatus.EXPIRED,
+                f"not acknowledged within {self._ttl}",
+                now,
+                self._audit,
+            )
+            if sender is not None:
+                self._notifier.notify(sender)
+                log.info("message_expired", message_id=message_id, recipient=recipient)
+        return len(due)
