@@ -1,0 +1,55 @@
+"""Building real gateways on the real broker, each test on its own topology prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aio_pika
+
+from gateway.config import Settings
+from gateway.directory import DEMO_ORGANISATIONS
+from gateway.transport.topology import Topology
+
+
+def unique_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+def broker_settings(data_dir: Path, url: str, prefix: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "amqp_url": url,
+        "amqp_prefix": prefix,
+        "relay_interval_s": 0.05,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def delete_topology(url: str, prefix: str) -> None:
+    """Remove a test's queues and exchanges so the shared broker stays clean."""
+    topology = Topology(prefix=prefix)
+    connection = await aio_pika.connect(url)
+    async with connection:
+        for org in DEMO_ORGANISATIONS:
+            for name in (topology.queue(org.code), topology.dead_letter_queue(org.code)):
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(name)
+                except Exception:  # noqa: S110 - a queue that was never declared is fine
+                    pass
+        channel = await connection.channel()
+        for name in (topology.exchange, topology.dead_letter_exchange):
+            await channel.exchange_delete(name)
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[bool]], timeout_s: float, interval_s: float = 0.1
+) -> None:
+    """Wait until an async predicate holds."""
+    async with asyncio.timeout(timeout_s):
+        while not await predicate():
+            await asyncio.sleep(interval_s)
