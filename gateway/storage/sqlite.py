@@ -524,6 +524,10 @@ class SqliteMessages(MessageRepository):
             ).fetchone()
             if state is not None and (state[0] is not None or state[1] is not None):
                 return None
+            if state is not None and status is MessageStatus.DEAD_LETTERED:
+                # Already in the inbox: the copy that died was a redelivery whose ack was
+                # lost (e.g. across a reconnect). The recipient has the message.
+                return None
             stamp = _ts(at)
             if state is None:
                 # A closed row also makes any later copy from the transport a no-op.
