@@ -85,3 +85,46 @@ def test_pointer_round_trips_through_rfc_6901_unescaping(parts: list[str | int])
     tokens = encoded.split("/")[1:] if encoded else []
     decoded = [t.replace("~1", "/").replace("~0", "~") for t in tokens]
     assert decoded == [str(p) for p in parts]
+
+
+mutations = st.sampled_from(["drop", "null", "number", "text", "bad-date", "extra"])
+
+
+@given(
+    st.sampled_from(example_files("valid*.json") + example_files("invalid*.json")),
+    st.lists(st.tuples(mutations, st.integers(min_value=0, max_value=10**6)), max_size=4),
+)
+def test_fast_and_explaining_validators_agree(path: Path, changes: list[tuple[str, int]]) -> None:
+    """The fast path may accept only what the explaining validator finds no fault with."""
+    document = load(path)
+    for kind, seed in changes:
+        _mutate(document, kind, seed)
+    assert SCHEMAS.is_valid(document) == (SCHEMAS.violations(document) == [])
+
+
+def _mutate(document: dict[str, object], kind: str, seed: int) -> None:
+    containers: list[dict[str, object]] = []
+    stack: list[object] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            containers.append(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    target = containers[seed % len(containers)]
+    if not target:
+        return
+    key = sorted(target)[seed % len(target)]
+    if kind == "drop":
+        del target[key]
+    elif kind == "null":
+        target[key] = None
+    elif kind == "number":
+        target[key] = seed
+    elif kind == "text":
+        target[key] = "x" * (seed % 300)
+    elif kind == "bad-date":
+        target[key] = "2026-02-30T25:00:00"
+    else:
+        target[f"extra{seed}"] = True
