@@ -48,24 +48,24 @@ class TokenVerifier:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = _bearer(authorization)
-        header, unverified = _peek(token)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise AuthenticationFailed("The token is malformed.") from None
         alg = header.get("alg")
         if alg not in ACCEPTED_ALGORITHMS:
             raise AuthenticationFailed(
                 f"Token algorithm {alg!r} is not accepted; sign with EdDSA or ES256."
             )
-        issuer = unverified.get("iss")
-        org = self._directory.get(issuer) if isinstance(issuer, str) else None
-        if org is None:
-            raise AuthenticationFailed("The token's issuer is not an organisation we know.")
-        key = self._key(org.code, org.jwks, header.get("kid"), alg)
+        org_code, key = self._key(header.get("kid"), alg)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
                 algorithms=[alg],
                 audience=self._rules.audience,
-                issuer=org.code,
+                # The key decides the organisation: a token cannot claim another's name.
+                issuer=org_code,
                 leeway=self._rules.clock_skew_s,
                 options={"require": list(REQUIRED_CLAIMS), "verify_iat": True},
             )
@@ -79,35 +79,35 @@ class TokenVerifier:
             raise AuthenticationFailed(
                 f"The token is not meant for this gateway (aud must be {self._rules.audience!r})."
             ) from None
+        except jwt.InvalidIssuerError:
+            raise AuthenticationFailed(
+                f"The token's issuer must be {org_code}, the owner of its signing key."
+            ) from None
         except jwt.InvalidSignatureError:
             raise AuthenticationFailed("The token's signature does not verify.") from None
         except jwt.MissingRequiredClaimError as exc:
             raise AuthenticationFailed(f"The token lacks the {exc.claim!r} claim.") from None
         except jwt.InvalidTokenError:
             raise AuthenticationFailed("The token is malformed.") from None
-        principal = self._principal(org.code, claims)
+        principal = self._principal(org_code, claims)
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-        if not await self._ledger.claim(org.code, claims["jti"], expires_at, self._clock()):
+        if not await self._ledger.claim(org_code, claims["jti"], expires_at, self._clock()):
             raise AuthenticationFailed("The token has already been used; sign a new one.")
         return principal
 
-    def _key(
-        self, org_code: str, jwks: tuple[Any, ...], kid: object, alg: str
-    ) -> jwt.PyJWK:
+    def _key(self, kid: object, alg: str) -> tuple[str, jwt.PyJWK]:
         if not isinstance(kid, str):
             raise AuthenticationFailed("The token header has no key id (kid).")
-        for jwk in jwks:
-            if jwk.get("kid") != kid:
-                continue
-            # The registered key decides the algorithm; a token cannot choose another.
-            if keys.algorithm_for(dict(jwk)) != alg:
-                break
-            cache_key = (org_code, kid, str(jwk.get("x")))
-            cached = self._key_cache.get(cache_key)
-            if cached is None:
-                cached = self._key_cache[cache_key] = jwt.PyJWK(dict(jwk), algorithm=alg)
-            return cached
-        raise AuthenticationFailed(f"Key {kid!r} is not registered for {org_code} with {alg}.")
+        entry = self._directory.key(kid)
+        # The registered key decides the algorithm; a token cannot choose another.
+        if entry is None or keys.algorithm_for(dict(entry[1])) != alg:
+            raise AuthenticationFailed(f"Key {kid!r} is not registered for {alg}.")
+        org, jwk = entry
+        cache_key = (org.code, kid, str(jwk.get("x")))
+        cached = self._key_cache.get(cache_key)
+        if cached is None:
+            cached = self._key_cache[cache_key] = jwt.PyJWK(dict(jwk), algorithm=alg)
+        return org.code, cached
 
     def _principal(self, org_code: str, claims: dict[str, Any]) -> Principal:
         lifetime = claims["exp"] - claims["iat"]
@@ -133,16 +133,6 @@ def _bearer(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
     return token.strip()
-
-
-def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read header and claims before verification, only to find the key to verify with."""
-    try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        raise AuthenticationFailed("The token is malformed.") from None
-    return header, claims
 
 
 def issue_token(

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from gateway import keys
 from gateway.model import Contact, Organisation, OrgKind
@@ -70,9 +71,25 @@ class Directory:
     def __init__(self, repository: DirectoryRepository) -> None:
         self._repository = repository
         self._by_code: Mapping[str, Organisation] = {}
+        self._by_key_id: Mapping[str, tuple[Organisation, Mapping[str, Any]]] = {}
 
     async def refresh(self) -> None:
-        self._by_code = {org.code: org for org in await self._repository.all()}
+        organisations = await self._repository.all()
+        self._by_code = {org.code: org for org in organisations}
+        by_key_id: dict[str, tuple[Organisation, Mapping[str, Any]]] = {}
+        shared: set[str] = set()
+        for org in organisations:
+            for jwk in org.jwks:
+                kid = str(jwk.get("kid"))
+                if kid in by_key_id:
+                    shared.add(kid)
+                by_key_id[kid] = (org, jwk)
+        # Fail closed: a key registered to two organisations identifies neither.
+        self._by_key_id = {kid: entry for kid, entry in by_key_id.items() if kid not in shared}
+
+    def key(self, key_id: str) -> tuple[Organisation, Mapping[str, Any]] | None:
+        """The organisation a signing key belongs to, by its key id (RFC 7638 thumbprint)."""
+        return self._by_key_id.get(key_id)
 
     def get(self, code: str) -> Organisation | None:
         return self._by_code.get(code)

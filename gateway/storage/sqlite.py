@@ -12,11 +12,14 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.audit import AuditAction, AuditEvent, AuditLog
 from gateway.errors import IdempotencyConflict, NotFound
@@ -141,16 +144,26 @@ def _json(value: Any) -> str:
 
 
 class SqliteDatabase:
-    """One connection on one thread; ``transaction`` runs a function atomically on it."""
+    """One connection on one thread, with group commit.
 
-    def __init__(self, path: Path) -> None:
+    Operations queued while a commit is in progress run together in the next
+    transaction, each inside its own savepoint: one failing operation rolls back only
+    itself. Every caller's future resolves only after the shared COMMIT, so "committed"
+    still means durable, while concurrent requests share one fsync.
+    """
+
+    def __init__(self, path: Path, max_batch: int = 256) -> None:
         self._path = path
+        self._max_batch = max_batch
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._queue: deque[_Operation[Any]] = deque()
+        self._draining = False
 
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        await self._run(self._open_sync)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
 
     def _open_sync(self) -> None:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -173,29 +186,81 @@ class SqliteDatabase:
         self._conn = conn
 
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
         if self._conn is not None:
-            await self._run(self._conn.close)
+            await loop.run_in_executor(self._executor, self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            conn = self._conn
-            if conn is None:
-                raise RuntimeError("database is not open")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+        """Run ``fn`` atomically; returns after its effects are committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._queue.append(_Operation(fn, future, loop))
+            start = not self._draining
+            self._draining = True
+        if start:
+            loop.run_in_executor(self._executor, self._drain)
+        return await future
 
-        return await self._run(run)
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch = [
+                    self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))
+                ]
+                if not batch:
+                    self._draining = False
+                    return
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Operation[Any]]) -> None:
+        conn = self._conn
+        if conn is None:
+            for op in batch:
+                op.settle(None, RuntimeError("database is not open"))
+            return
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                conn.execute("SAVEPOINT operation")
+                try:
+                    result = op.fn(conn)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO operation")
+                    conn.execute("RELEASE operation")
+                    outcomes.append((None, exc))
+                else:
+                    conn.execute("RELEASE operation")
+                    outcomes.append((result, None))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(None, exc)] * len(batch)
+        for op, (result, error) in zip(batch, outcomes, strict=True):
+            op.settle(result, error)
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+    def settle(self, result: T | None, error: BaseException | None) -> None:
+        self.loop.call_soon_threadsafe(_resolve, self.future, result, error)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class SqliteDirectory(DirectoryRepository):
