@@ -18,6 +18,7 @@ run: $(STAMP)
 
 ## test: set up and run the whole test suite
 test: $(STAMP)
+	deploy/dev/ensure-services.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
