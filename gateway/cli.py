@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvloop
 
 from gateway import keys, logs
 from gateway.client import Credentials, GatewayClient, GatewayProblem
@@ -69,7 +70,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         f"{'RabbitMQ' if settings.amqp_url else 'in-process'})",
         file=sys.stderr,
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    # uvloop: a faster event loop for the same code (see the issue 3 note for figures).
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log=None,
+        loop=uvloop.new_event_loop(),
+    )
     return 0
 
 
