@@ -84,6 +84,13 @@ class InvalidMessage(GatewayError):
         return "\n".join(lines)
 
 
+class InvalidPolicy(InvalidMessage):
+    """A policy document breaks the policy schema or names things that do not exist."""
+
+    slug = "invalid-policy"
+    title = "Invalid policy"
+
+
 class AuthenticationFailed(GatewayError):
     """The caller could not be identified; the detail never says which check passed."""
 

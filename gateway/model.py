@@ -153,17 +153,40 @@ class Decision:
     rule: str
     legal_basis: str
     policy_version: str
+    rules: tuple[str, ...] = ()
+    reason: str = ""
+    denied_because: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        view: dict[str, Any] = {
             "decision": "permit" if self.permitted else "deny",
             "consent": self.consent.value,
             "consent_satisfied": self.consent_satisfied,
             "redactions": list(self.redactions),
             "rule": self.rule,
+            "rules": list(self.rules or (self.rule,)),
+            "reason": self.reason,
             "legal_basis": self.legal_basis,
             "policy_version": self.policy_version,
         }
+        if not self.permitted:
+            view["denied_because"] = self.denied_because
+        return view
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Decision:
+        return cls(
+            permitted=raw["decision"] == "permit",
+            consent=Consent(raw["consent"]),
+            consent_satisfied=raw["consent_satisfied"],
+            redactions=tuple(raw["redactions"]),
+            rule=raw["rule"],
+            legal_basis=raw["legal_basis"],
+            policy_version=raw["policy_version"],
+            rules=tuple(raw.get("rules", (raw["rule"],))),
+            reason=raw.get("reason", ""),
+            denied_because=raw.get("denied_because"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

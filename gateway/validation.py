@@ -205,12 +205,12 @@ class SchemaSet:
 
     def violations(self, document: Any) -> list[Violation]:
         """Every way ``document`` breaks the envelope or its type's body schema."""
-        found = list(_explain(self.validators[ENVELOPE_SCHEMA].iter_errors(document), ()))
+        found = list(explain(self.validators[ENVELOPE_SCHEMA].iter_errors(document), ()))
         if isinstance(document, dict):
             body_validator = self.validators.get(str(document.get("type")))
             body = document.get("body")
             if body_validator is not None and isinstance(body, dict):
-                found += _explain(body_validator.iter_errors(body), ("body",))
+                found += explain(body_validator.iter_errors(body), ("body",))
         return sorted(set(found), key=lambda v: (v.pointer, v.message))
 
     def check(self, document: Any) -> Mapping[str, Any]:
@@ -225,7 +225,8 @@ class SchemaSet:
         return document
 
 
-def _explain(errors: Iterable[ValidationError], prefix: Sequence[str]) -> Iterator[Violation]:
+def explain(errors: Iterable[ValidationError], prefix: Sequence[str]) -> Iterator[Violation]:
+    """Turn jsonschema errors into violations with RFC 6901 pointers and plain messages."""
     for error in errors:
         where: list[Any] = [*prefix, *error.absolute_path]
         yield from _messages(error, where)

@@ -333,16 +333,7 @@ def _decision_to_json(decision: Decision) -> str:
 
 
 def _decision_from_json(text: str) -> Decision:
-    raw = json.loads(text)
-    return Decision(
-        permitted=raw["decision"] == "permit",
-        consent=Consent(raw["consent"]),
-        consent_satisfied=raw["consent_satisfied"],
-        redactions=tuple(raw["redactions"]),
-        rule=raw["rule"],
-        legal_basis=raw["legal_basis"],
-        policy_version=raw["policy_version"],
-    )
+    return Decision.from_dict(json.loads(text))
 
 
 class SqliteMessages(MessageRepository):
