@@ -3,8 +3,9 @@
 The table follows the handbook's flows (DOMAIN.md, "The five message types"): police send
 RA1/RA2 to a CJIT (H 4.6.1); CJITs exchange the DIR and its acceptance (IE4a/IE4b,
 IPAE7a/7b), refer to prison CARAT teams and alert police or probation on disengagement
-(H 2.5, 4.1.2, 4.11.3); CARAT teams notify the CJIT on release; courts send outcomes to
-the CJIT, probation and CARAT teams (H 3.3). Anything not listed is refused.
+(H 2.5, 4.1.2, 4.11.3) and report an initial assessment's outcome to probation for a
+person on a DRR (H 4.7.1); CARAT teams notify the CJIT on release; courts send outcomes
+to the CJIT, probation and CARAT teams (H 3.3). Anything not listed is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ SENDING_RULES: Mapping[MessageType, Mapping[OrgKind, frozenset[OrgKind]]] = {
     MessageType.DISENGAGEMENT_ALERT: {
         OrgKind.CJIT: frozenset({OrgKind.POLICE, OrgKind.PROBATION}),
     },
+    # H 4.7.1: a person already on a DRR is reported to probation, not followed up.
+    MessageType.ASSESSMENT_OUTCOME: {OrgKind.CJIT: frozenset({OrgKind.PROBATION})},
 }
 
 # A CJIT refers a person into custody; the prison's CARAT team notifies release (H 2.5).

@@ -34,6 +34,7 @@ class MessageType(StrEnum):
     CARAT_REFERRAL = "carat_referral"
     COURT_OUTCOME = "court_outcome"
     DISENGAGEMENT_ALERT = "disengagement_alert"
+    ASSESSMENT_OUTCOME = "assessment_outcome"
 
 
 class Route(StrEnum):

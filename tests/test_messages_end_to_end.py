@@ -29,7 +29,7 @@ def test_every_type_has_several_examples() -> None:
     types = {p.parent.name for p in VALID}
     assert types == {
         "ra1_notice", "ra2_variation", "dir_transfer", "dir_acceptance",
-        "carat_referral", "court_outcome", "disengagement_alert",
+        "carat_referral", "court_outcome", "disengagement_alert", "assessment_outcome",
     }
     for kind in types:
         assert len([p for p in VALID if p.parent.name == kind]) >= 3
