@@ -1,38 +1,11 @@
-"""The decision seam: one call per message and recipient, stored with the message.
-
-The sharing-policy layer replaces :func:`placeholder_decision` (and nothing else). Until
-then every message is permitted without consent, which the decision says plainly.
-"""
+"""Combining per-recipient decisions into the single ``decision`` of an answer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from gateway.model import Consent, Decision, Envelope, Organisation
-
-
-class DecideFunction(Protocol):
-    def __call__(
-        self, envelope: Envelope, sender: Organisation, recipient: Organisation
-    ) -> Decision: ...
-
-
-PLACEHOLDER_DECISION = Decision(
-    permitted=True,
-    consent=Consent.NOT_REQUIRED,
-    consent_satisfied=True,
-    redactions=(),
-    rule="placeholder",
-    legal_basis="placeholder: no sharing policy is loaded yet, so every message is permitted",
-    policy_version="placeholder",
-)
-
-
-def placeholder_decision(
-    envelope: Envelope, sender: Organisation, recipient: Organisation
-) -> Decision:
-    return PLACEHOLDER_DECISION
+from gateway.model import Decision
 
 
 def combined(decisions: Sequence[Decision]) -> dict[str, Any]:

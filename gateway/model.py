@@ -157,6 +157,7 @@ class Decision:
     rules: tuple[str, ...] = ()
     reason: str = ""
     denied_because: str | None = None
+    consent_state: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -170,6 +171,8 @@ class Decision:
             "legal_basis": self.legal_basis,
             "policy_version": self.policy_version,
         }
+        if self.consent_state is not None:
+            view["consent_state"] = self.consent_state
         if not self.permitted:
             view["denied_because"] = self.denied_because
         return view
@@ -187,6 +190,7 @@ class Decision:
             rules=tuple(raw.get("rules", (raw["rule"],))),
             reason=raw.get("reason", ""),
             denied_because=raw.get("denied_because"),
+            consent_state=raw.get("consent_state"),
         )
 
 

@@ -1,8 +1,9 @@
 """Submitting a message: the one path every message takes into the gateway.
 
 authentication (done by the caller) → sender checks → schema validation → recipient
-resolution → a decision per recipient → redaction → one transaction storing the message,
-its status, the audit entry and the outbox rows. Transport picks it up from the outbox.
+resolution → consent look-up → a policy decision per recipient → redaction → one
+transaction storing the message, its status, the audit entry and the outbox rows.
+Transport picks it up from the outbox.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from typing import Any
 
 from gateway import access
 from gateway.audit import AuditLog
-from gateway.decision import DecideFunction, combined
+from gateway.decision import combined
 from gateway.directory import Directory
 from gateway.errors import PolicyRefused
 from gateway.model import Decision, Envelope, Organisation, Principal
+from gateway.policy.service import PolicyService
 from gateway.redaction import redact
 from gateway.routing import resolve_recipients
 from gateway.storage.base import MessageRepository, PlannedDelivery, Receipt, Submission
@@ -38,7 +40,7 @@ class SubmissionService:
         self,
         schemas: SchemaSet,
         directory: Directory,
-        decide: DecideFunction,
+        policy: PolicyService,
         messages: MessageRepository,
         audit: AuditLog,
         on_accepted: Callable[[], None],
@@ -46,13 +48,13 @@ class SubmissionService:
     ) -> None:
         self._schemas = schemas
         self._directory = directory
-        self._decide = decide
+        self._policy = policy
         self._messages = messages
         self._audit = audit
         self._on_accepted = on_accepted
         self._clock = clock
 
-    def assess(self, principal: Principal, document: Any) -> Assessment:
+    async def assess(self, principal: Principal, document: Any) -> Assessment:
         """Check and decide without storing anything (``POST /v1/policy/decide``)."""
         if isinstance(document, Mapping):
             access.check_sender(principal, document.get("from"), document.get("type"))
@@ -63,11 +65,14 @@ class SubmissionService:
         recipients = resolve_recipients(envelope, self._directory)
         access.check_recipients(sender, envelope.type, recipients)
         access.check_body_rules(sender, envelope.type, envelope.document.get("body"))
-        decisions = tuple((r, self._decide(envelope, sender, r)) for r in recipients)
+        consents = await self._policy.consent_states(envelope, recipients)
+        decisions = tuple(
+            (r, self._policy.decide(envelope, sender, r, consents[r.code])) for r in recipients
+        )
         return Assessment(envelope=envelope, sender=sender, decisions=decisions)
 
     async def submit(self, principal: Principal, document: Any) -> Receipt:
-        assessment = self.assess(principal, document)
+        assessment = await self.assess(principal, document)
         envelope = assessment.envelope
         deliveries = tuple(
             PlannedDelivery(

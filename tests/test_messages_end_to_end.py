@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from gateway.client import GatewayClient, GatewayProblem
+from gateway.redaction import redact
 from tests.conftest import EXAMPLES, AgencyFactory, example_files, load
 
 VALID = example_files("valid*.json")
 INVALID = example_files("invalid*.json")
+REFUSED = example_files("refused*.json")
 
 
 async def wait_for_inbox(client: GatewayClient, message_id: str) -> list[Any]:
@@ -50,11 +52,14 @@ async def test_valid_example_is_delivered_once_and_acknowledged(
     assert [r["code"] for r in answer.body["recipients"]] == document["to"]
     assert answer.body["decision"]["decision"] == "permit"
     message_id = document["message_id"]
+    decisions = {r["code"]: r["decision"] for r in answer.body["recipients"]}
     for code in document["to"]:
         recipient = agency(code)
         items = await wait_for_inbox(recipient, message_id)
         assert len(items) == 1, f"{code} should see the message exactly once"
-        assert items[0]["envelope"] == document
+        # Each recipient sees exactly what its decision allows, nothing it redacts.
+        assert items[0]["envelope"] == redact(document, decisions[code]["redactions"])
+        assert items[0]["decision"] == decisions[code]
         assert items[0]["from"] == document["from"]
         first = await recipient.acknowledge(message_id)
         second = await recipient.acknowledge(message_id)
@@ -98,3 +103,18 @@ async def test_ra1_must_go_to_the_cjit_that_runs_the_assessment(agency: AgencyFa
     assert [v["pointer"] for v in refused.value.violations] == [
         "/body/initial_assessment/organisation"
     ]
+
+
+@pytest.mark.parametrize("path", REFUSED, ids=lambda p: f"{p.parent.name}/{p.name}")
+async def test_refused_example_gets_403_with_the_decision(path: Path, agency: AgencyFactory) -> None:
+    document = load(path)
+    sender = agency(document["from"])
+
+    with pytest.raises(GatewayProblem) as refused:
+        await sender.send(document)
+
+    assert refused.value.status == 403
+    assert refused.value.problem["decision"]["decision"] == "deny"
+    assert refused.value.problem["decision"]["denied_because"]
+    status = await sender.status(document["message_id"])
+    assert status["status"] == "refused"

@@ -15,7 +15,6 @@ from aiohttp import web
 from gateway.audit import AuditLog, NoAuditLog
 from gateway.auth import TokenRules, TokenVerifier
 from gateway.config import Settings
-from gateway.decision import DecideFunction, placeholder_decision
 from gateway.directory import Directory
 from gateway.errors import ConfigurationError
 from gateway.http import openapi
@@ -24,11 +23,14 @@ from gateway.http.problems import problems_middleware
 from gateway.http.routes import directory, health, inbox, messages
 from gateway.http.services import SERVICES, Services
 from gateway.inbox import InboxNotifier, InboxWriter
+from gateway.policy.service import PolicyService
 from gateway.relay import OutboxRelay
 from gateway.storage.sqlite import (
+    SqliteConsents,
     SqliteDatabase,
     SqliteDirectory,
     SqliteMessages,
+    SqlitePolicyVersions,
     SqliteTokenLedger,
 )
 from gateway.submission import SubmissionService
@@ -61,7 +63,6 @@ def create_app(
     settings: Settings,
     *,
     schema_dir: Path = SCHEMA_DIR,
-    decide: DecideFunction = placeholder_decision,
     audit: AuditLog | None = None,
     transport: Transport | None = None,
     clock: Callable[[], datetime] = _utc_now,
@@ -91,10 +92,13 @@ def create_app(
         chosen_transport = transport or _transport_for(settings, directory_)
         relay: OutboxRelay | None = None
         expiry: ExpiryMonitor | None = None
+        consents = SqliteConsents(db)
+        policy = PolicyService(SqlitePolicyVersions(db), consents, directory_, clock=clock)
         try:
             await directory_.refresh()
             if settings.seed_demo_directory:
                 await directory_.seed_demo(settings.dev_keys_dir, clock())
+            await policy.start()
             message_store = SqliteMessages(db)
             audit_log = audit or NoAuditLog()
             notifier = InboxNotifier()
@@ -117,8 +121,10 @@ def create_app(
                     clock=clock,
                 ),
                 submissions=SubmissionService(
-                    schemas, directory_, decide, message_store, audit_log, relay.wake, clock
+                    schemas, directory_, policy, message_store, audit_log, relay.wake, clock
                 ),
+                policy=policy,
+                consents=consents,
                 messages=message_store,
                 notifier=notifier,
                 transport=chosen_transport,
@@ -140,6 +146,7 @@ def create_app(
             expiry.start()
             yield
         finally:
+            await policy.stop()
             if expiry is not None:
                 await expiry.stop()
             if relay is not None:

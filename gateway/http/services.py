@@ -13,8 +13,9 @@ from gateway.auth import TokenVerifier
 from gateway.config import Settings
 from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
+from gateway.policy.service import PolicyService
 from gateway.relay import OutboxRelay
-from gateway.storage.base import MessageRepository
+from gateway.storage.base import ConsentRepository, MessageRepository
 from gateway.submission import SubmissionService
 from gateway.transport.base import Transport
 from gateway.validation import SchemaSet
@@ -31,6 +32,8 @@ class Services:
     notifier: InboxNotifier
     transport: Transport
     relay: OutboxRelay
+    policy: PolicyService
+    consents: ConsentRepository
     audit: AuditLog
     clock: Callable[[], datetime]
 

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gateway.model import Consent, Decision
 from gateway.policy.rules import Effect, Facts, PolicySet, consent_satisfies
 
@@ -19,6 +21,10 @@ _STRENGTH = {Consent.NOT_REQUIRED: 0, Consent.REQUIRED: 1, Consent.WRITTEN_REQUI
 
 
 def evaluate(policy: PolicySet, facts: Facts) -> Decision:
+    return replace(_evaluate(policy, facts), consent_state=facts.consent.value)
+
+
+def _evaluate(policy: PolicySet, facts: Facts) -> Decision:
     applicable = [rule for rule in policy.candidates(facts.message_type) if rule.applies(facts)]
     forbids = [rule for rule in applicable if rule.effect is Effect.FORBID]
     permits = [rule for rule in applicable if rule.effect is Effect.PERMIT]

@@ -9,7 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from gateway.audit import AuditLog
-from gateway.model import Decision, Envelope, MessageStatus, Organisation, StatusEvent
+from gateway.consent import ConsentRecord, SubjectKeys
+from gateway.model import (
+    Decision,
+    Envelope,
+    MessageStatus,
+    Organisation,
+    StatusEvent,
+    isoformat,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,76 @@ class DirectoryRepository(ABC):
     async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None: ...
 
 
+class ConsentRepository(ABC):
+    @abstractmethod
+    async def add(self, record: ConsentRecord) -> None: ...
+
+    @abstractmethod
+    async def get(self, consent_id: str) -> ConsentRecord | None: ...
+
+    @abstractmethod
+    async def matching(self, keys: SubjectKeys) -> list[ConsentRecord]:
+        """Every record that may concern this subject (see ``gateway.consent``)."""
+
+    @abstractmethod
+    async def withdraw(
+        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog
+    ) -> tuple[ConsentRecord, list[tuple[str, str, str]]]:
+        """Withdraw a consent and stop every consent-based share of that person not yet
+        delivered. Returns the record and the stopped (message id, recipient, sender)."""
+
+
+class PolicyVersionRepository(ABC):
+    @abstractmethod
+    async def propose(self, version: PolicyVersion) -> PolicyVersion:
+        """Store a proposed version; an identical one already stored is returned as is."""
+
+    @abstractmethod
+    async def approve(
+        self, version: str, approver: str, at: datetime, effective_from: datetime
+    ) -> PolicyVersion: ...
+
+    @abstractmethod
+    async def all(self) -> list[PolicyVersion]: ...
+
+    @abstractmethod
+    async def recent_traffic(self, limit: int) -> list[RecordedShare]:
+        """The newest decided shares, for replaying through a draft policy."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyVersion:
+    version: str
+    name: str
+    source_text: str
+    author: str
+    proposed_at: datetime
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    effective_from: datetime | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "author": self.author,
+            "proposed_at": isoformat(self.proposed_at),
+            "approved_by": self.approved_by,
+            "approved_at": isoformat(self.approved_at) if self.approved_at else None,
+            "effective_from": isoformat(self.effective_from) if self.effective_from else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedShare:
+    """One recorded decision: the message as sent and the decision taken for a recipient."""
+
+    message_id: str
+    document: Mapping[str, Any]
+    recipient: str
+    decision: Decision
+
+
 class TokenLedger(ABC):
     """Remembers every token id used until the token expires, to refuse replays."""
 
@@ -147,7 +225,7 @@ class MessageRepository(ABC):
         at: datetime,
         audit: AuditLog,
     ) -> str | None:
-        """End an undelivered or unacknowledged share (dead-lettered, expired).
+        """End an undelivered or unacknowledged share (dead-lettered, expired, refused).
 
         It leaves the inbox, a later copy from the transport is ignored, and the sender
         gets an undelivered report. Returns the sender's code, or None if the share was

@@ -16,12 +16,13 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from gateway.audit import AuditAction, AuditEvent, AuditLog
+from gateway.consent import ConsentRecord, SubjectKeys, record_from_json, record_to_json
 from gateway.errors import IdempotencyConflict, NotFound
 from gateway.model import (
     Consent,
@@ -35,12 +36,16 @@ from gateway.model import (
 )
 from gateway.storage.base import (
     Acknowledgement,
+    ConsentRepository,
     DirectoryRepository,
     InboxItem,
     MessageRecord,
     MessageRepository,
     OutboxItem,
+    PolicyVersion,
+    PolicyVersionRepository,
     Receipt,
+    RecordedShare,
     Submission,
     TokenLedger,
 )
@@ -127,6 +132,33 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX inbox_open ON inbox(recipient, seq)
         WHERE acknowledged_at IS NULL AND closed_at IS NULL;
     CREATE INDEX messages_received ON messages(received_at);
+    """,
+    """
+    CREATE TABLE consents (
+        id TEXT PRIMARY KEY,
+        pnc TEXT,
+        name_dob TEXT NOT NULL,
+        record_json TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        withdrawn_at TEXT
+    );
+    CREATE INDEX consents_pnc ON consents(pnc);
+    CREATE INDEX consents_name_dob ON consents(name_dob);
+    ALTER TABLE messages ADD COLUMN subject_pnc TEXT;
+    ALTER TABLE messages ADD COLUMN subject_name_dob TEXT;
+    CREATE INDEX messages_subject_pnc ON messages(subject_pnc);
+    CREATE INDEX messages_subject_name_dob ON messages(subject_name_dob);
+    ALTER TABLE deliveries ADD COLUMN consent_based INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE policy_versions (
+        version TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        source_text TEXT NOT NULL,
+        author TEXT NOT NULL,
+        proposed_at TEXT NOT NULL,
+        approved_by TEXT,
+        approved_at TEXT,
+        effective_from TEXT
+    );
     """,
 )
 
@@ -375,10 +407,11 @@ class SqliteMessages(MessageRepository):
                 },
             )
             audit_index = audit.append(conn, event)
+            keys = SubjectKeys.of(envelope.document["subject"])
             conn.execute(
                 "INSERT INTO messages (message_id, type, sender, route, content_hash, "
-                "document_json, received_at, submitted_by, audit_index) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "document_json, received_at, submitted_by, audit_index, subject_pnc, "
+                "subject_name_dob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     envelope.message_id,
                     envelope.type.value,
@@ -389,6 +422,8 @@ class SqliteMessages(MessageRepository):
                     at,
                     submission.submitted_by,
                     audit_index,
+                    keys.pnc,
+                    keys.name_dob,
                 ),
             )
             conn.execute(
@@ -402,7 +437,7 @@ class SqliteMessages(MessageRepository):
             for position, delivery in enumerate(submission.deliveries):
                 conn.execute(
                     "INSERT INTO deliveries (message_id, recipient, position, permitted, "
-                    "decision_json, payload_json) VALUES (?, ?, ?, ?, ?, ?)",
+                    "decision_json, payload_json, consent_based) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         envelope.message_id,
                         delivery.recipient,
@@ -410,6 +445,7 @@ class SqliteMessages(MessageRepository):
                         int(delivery.permitted),
                         _decision_to_json(delivery.decision),
                         _json(delivery.payload) if delivery.payload is not None else None,
+                        int(delivery.decision.consent is not Consent.NOT_REQUIRED),
                     ),
                 )
                 if delivery.permitted:
@@ -563,83 +599,9 @@ class SqliteMessages(MessageRepository):
         at: datetime,
         audit: AuditLog,
     ) -> str | None:
-        def write(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                "SELECT m.sender, m.type, m.route FROM deliveries d JOIN messages m "
-                "USING (message_id) WHERE d.message_id = ? AND d.recipient = ? "
-                "AND d.permitted = 1",
-                (message_id, recipient),
-            ).fetchone()
-            if row is None:
-                return None
-            sender, message_type, route = row
-            state = conn.execute(
-                "SELECT acknowledged_at, closed_at FROM inbox "
-                "WHERE message_id = ? AND recipient = ?",
-                (message_id, recipient),
-            ).fetchone()
-            if state is not None and (state[0] is not None or state[1] is not None):
-                return None
-            if state is not None and status is MessageStatus.DEAD_LETTERED:
-                # Already in the inbox: the copy that died was a redelivery whose ack was
-                # lost (e.g. across a reconnect). The recipient has the message.
-                return None
-            stamp = _ts(at)
-            if state is None:
-                # A closed row also makes any later copy from the transport a no-op.
-                conn.execute(
-                    "INSERT INTO inbox (message_id, recipient, delivered_at, closed_at, "
-                    "closed_reason) VALUES (?, ?, ?, ?, ?)",
-                    (message_id, recipient, stamp, stamp, status.value),
-                )
-            else:
-                conn.execute(
-                    "UPDATE inbox SET closed_at = ?, closed_reason = ? "
-                    "WHERE message_id = ? AND recipient = ?",
-                    (stamp, status.value, message_id, recipient),
-                )
-            conn.execute(
-                "UPDATE outbox SET published_at = COALESCE(published_at, ?), "
-                "last_error = COALESCE(last_error, ?) WHERE message_id = ? AND recipient = ?",
-                (stamp, f"closed: {status.value}", message_id, recipient),
-            )
-            conn.execute(
-                "INSERT INTO status_events (message_id, recipient, status, at, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (message_id, recipient, status.value, stamp, detail),
-            )
-            audit.append(
-                conn,
-                AuditEvent(
-                    action=AuditAction.MESSAGE_DEAD_LETTERED
-                    if status is MessageStatus.DEAD_LETTERED
-                    else AuditAction.MESSAGE_EXPIRED,
-                    at=at,
-                    actor="gateway",
-                    message_id=message_id,
-                    message_type=message_type,
-                    recipients=(recipient,),
-                    details={"detail": detail},
-                ),
-            )
-            if message_type != REPORT_TYPE:
-                _store_report(
-                    conn,
-                    undelivered_report(
-                        message_id=message_id,
-                        message_type=message_type,
-                        sender=sender,
-                        recipient=recipient,
-                        reason=status,
-                        detail=detail,
-                        at=at,
-                    ),
-                    route,
-                    at,
-                )
-            return str(sender)
-
-        return await self._db.transaction(write)
+        return await self._db.transaction(
+            lambda conn: _close_share(conn, message_id, recipient, status, detail, at, audit)
+        )
 
     async def unacknowledged_before(
         self, received_before: datetime, limit: int
@@ -726,6 +688,98 @@ class SqliteMessages(MessageRepository):
         return await self._db.transaction(write)
 
 
+_CLOSING_ACTIONS = {
+    MessageStatus.DEAD_LETTERED: AuditAction.MESSAGE_DEAD_LETTERED,
+    MessageStatus.EXPIRED: AuditAction.MESSAGE_EXPIRED,
+    MessageStatus.REFUSED: AuditAction.MESSAGE_REFUSED,
+}
+
+
+def _close_share(
+    conn: sqlite3.Connection,
+    message_id: str,
+    recipient: str,
+    status: MessageStatus,
+    detail: str,
+    at: datetime,
+    audit: AuditLog,
+) -> str | None:
+    """End one recipient's share that was not delivered (or not acknowledged); see
+    ``MessageRepository.close_delivery``."""
+    row = conn.execute(
+        "SELECT m.sender, m.type, m.route FROM deliveries d JOIN messages m "
+        "USING (message_id) WHERE d.message_id = ? AND d.recipient = ? "
+        "AND d.permitted = 1",
+        (message_id, recipient),
+    ).fetchone()
+    if row is None:
+        return None
+    sender, message_type, route = row
+    state = conn.execute(
+        "SELECT acknowledged_at, closed_at FROM inbox "
+        "WHERE message_id = ? AND recipient = ?",
+        (message_id, recipient),
+    ).fetchone()
+    if state is not None and (state[0] is not None or state[1] is not None):
+        return None
+    if state is not None and status is not MessageStatus.EXPIRED:
+        # Already in the inbox, so delivered: a dead letter was a redelivery whose ack
+        # was lost (e.g. across a reconnect), and a withdrawal comes too late.
+        return None
+    stamp = _ts(at)
+    if state is None:
+        # A closed row also makes any later copy from the transport a no-op.
+        conn.execute(
+            "INSERT INTO inbox (message_id, recipient, delivered_at, closed_at, "
+            "closed_reason) VALUES (?, ?, ?, ?, ?)",
+            (message_id, recipient, stamp, stamp, status.value),
+        )
+    else:
+        conn.execute(
+            "UPDATE inbox SET closed_at = ?, closed_reason = ? "
+            "WHERE message_id = ? AND recipient = ?",
+            (stamp, status.value, message_id, recipient),
+        )
+    conn.execute(
+        "UPDATE outbox SET published_at = COALESCE(published_at, ?), "
+        "last_error = COALESCE(last_error, ?) WHERE message_id = ? AND recipient = ?",
+        (stamp, f"closed: {status.value}", message_id, recipient),
+    )
+    conn.execute(
+        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (message_id, recipient, status.value, stamp, detail),
+    )
+    audit.append(
+        conn,
+        AuditEvent(
+            action=_CLOSING_ACTIONS[status],
+            at=at,
+            actor="gateway",
+            message_id=message_id,
+            message_type=message_type,
+            recipients=(recipient,),
+            details={"detail": detail},
+        ),
+    )
+    if message_type != REPORT_TYPE:
+        _store_report(
+            conn,
+            undelivered_report(
+                message_id=message_id,
+                message_type=message_type,
+                sender=sender,
+                recipient=recipient,
+                reason=status,
+                detail=detail,
+                at=at,
+            ),
+            route,
+            at,
+        )
+    return str(sender)
+
+
 _REPORT_DECISION = Decision(
     permitted=True,
     consent=Consent.NOT_REQUIRED,
@@ -799,3 +853,180 @@ def _receipt(conn: sqlite3.Connection, message_id: str, *, replayed: bool) -> Re
         replayed=replayed,
     )
 
+
+
+class SqliteConsents(ConsentRepository):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def add(self, record: ConsentRecord) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO consents (id, pnc, name_dob, record_json, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.keys.pnc,
+                    record.keys.name_dob,
+                    _json(record_to_json(record)),
+                    _ts(record.recorded_at),
+                ),
+            )
+
+        await self._db.transaction(write)
+
+    async def get(self, consent_id: str) -> ConsentRecord | None:
+        def read(conn: sqlite3.Connection) -> ConsentRecord | None:
+            row = conn.execute(
+                "SELECT record_json FROM consents WHERE id = ?", (consent_id,)
+            ).fetchone()
+            return record_from_json(json.loads(row[0])) if row else None
+
+        return await self._db.transaction(read)
+
+    async def matching(self, keys: SubjectKeys) -> list[ConsentRecord]:
+        def read(conn: sqlite3.Connection) -> list[ConsentRecord]:
+            return _matching_consents(conn, keys)
+
+        return await self._db.transaction(read)
+
+    async def withdraw(
+        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog
+    ) -> tuple[ConsentRecord, list[tuple[str, str, str]]]:
+        def write(conn: sqlite3.Connection) -> tuple[ConsentRecord, list[tuple[str, str, str]]]:
+            row = conn.execute(
+                "SELECT record_json FROM consents WHERE id = ?", (consent_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"There is no consent record {consent_id}.")
+            record = record_from_json(json.loads(row[0]))
+            if record.withdrawn_at is not None:
+                return record, []
+            record = replace(record, withdrawn_at=at, withdrawn_by=by, withdrawal_reason=reason)
+            conn.execute(
+                "UPDATE consents SET record_json = ?, withdrawn_at = ? WHERE id = ?",
+                (_json(record_to_json(record)), _ts(at), consent_id),
+            )
+            stopped: list[tuple[str, str, str]] = []
+            for message_id, recipient in _undelivered_consent_shares(conn, record.keys):
+                sender = _close_share(
+                    conn, message_id, recipient, MessageStatus.REFUSED,
+                    "consent withdrawn before delivery", at, audit,
+                )
+                if sender is not None:
+                    stopped.append((message_id, recipient, sender))
+            return record, stopped
+
+        return await self._db.transaction(write)
+
+
+def _matching_consents(conn: sqlite3.Connection, keys: SubjectKeys) -> list[ConsentRecord]:
+    rows = conn.execute(
+        "SELECT record_json FROM consents WHERE name_dob = ? OR (pnc IS NOT NULL AND pnc = ?)",
+        (keys.name_dob, keys.pnc),
+    ).fetchall()
+    records = [record_from_json(json.loads(text)) for (text,) in rows]
+    return [r for r in records if r.matches(keys)]
+
+
+def _undelivered_consent_shares(
+    conn: sqlite3.Connection, keys: SubjectKeys
+) -> list[tuple[str, str]]:
+    """Consent-based shares of this person that no inbox has received yet."""
+    rows = conn.execute(
+        "SELECT d.message_id, d.recipient, m.subject_pnc, m.subject_name_dob "
+        "FROM messages m JOIN deliveries d ON d.message_id = m.message_id "
+        "LEFT JOIN inbox i ON i.message_id = d.message_id AND i.recipient = d.recipient "
+        "WHERE d.permitted = 1 AND d.consent_based = 1 AND i.seq IS NULL "
+        "AND (m.subject_name_dob = ? OR (m.subject_pnc IS NOT NULL AND m.subject_pnc = ?))",
+        (keys.name_dob, keys.pnc),
+    ).fetchall()
+    found = []
+    for message_id, recipient, pnc, name_dob in rows:
+        message_keys = SubjectKeys(pnc=pnc, name_dob=name_dob)
+        # The same matching rule as for deciding: a PNC on both sides must agree.
+        if keys.pnc is not None and message_keys.pnc is not None:
+            if keys.pnc != message_keys.pnc:
+                continue
+        elif keys.name_dob != message_keys.name_dob:
+            continue
+        found.append((message_id, recipient))
+    return found
+
+
+class SqlitePolicyVersions(PolicyVersionRepository):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def propose(self, version: PolicyVersion) -> PolicyVersion:
+        def write(conn: sqlite3.Connection) -> PolicyVersion:
+            conn.execute(
+                "INSERT OR IGNORE INTO policy_versions (version, name, source_text, author, "
+                "proposed_at) VALUES (?, ?, ?, ?, ?)",
+                (version.version, version.name, version.source_text, version.author,
+                 _ts(version.proposed_at)),
+            )
+            return _policy_version(conn, version.version)
+
+        return await self._db.transaction(write)
+
+    async def approve(
+        self, version: str, approver: str, at: datetime, effective_from: datetime
+    ) -> PolicyVersion:
+        def write(conn: sqlite3.Connection) -> PolicyVersion:
+            current = _policy_version(conn, version)
+            if current.approved_by is None:
+                conn.execute(
+                    "UPDATE policy_versions SET approved_by = ?, approved_at = ?, "
+                    "effective_from = ? WHERE version = ?",
+                    (approver, _ts(at), _ts(effective_from), version),
+                )
+            return _policy_version(conn, version)
+
+        return await self._db.transaction(write)
+
+    async def all(self) -> list[PolicyVersion]:
+        def read(conn: sqlite3.Connection) -> list[PolicyVersion]:
+            versions = [
+                v for (v,) in conn.execute(
+                    "SELECT version FROM policy_versions ORDER BY proposed_at, version"
+                )
+            ]
+            return [_policy_version(conn, v) for v in versions]
+
+        return await self._db.transaction(read)
+
+    async def recent_traffic(self, limit: int) -> list[RecordedShare]:
+        def read(conn: sqlite3.Connection) -> list[RecordedShare]:
+            rows = conn.execute(
+                "SELECT m.message_id, m.document_json, d.recipient, d.decision_json "
+                "FROM messages m JOIN deliveries d ON d.message_id = m.message_id "
+                "WHERE m.type != ? ORDER BY m.received_at DESC LIMIT ?",
+                (REPORT_TYPE, limit),
+            ).fetchall()
+            return [
+                RecordedShare(mid, json.loads(doc), recipient, _decision_from_json(decision))
+                for mid, doc, recipient, decision in rows
+            ]
+
+        return await self._db.transaction(read)
+
+
+def _policy_version(conn: sqlite3.Connection, version: str) -> PolicyVersion:
+    row = conn.execute(
+        "SELECT version, name, source_text, author, proposed_at, approved_by, approved_at, "
+        "effective_from FROM policy_versions WHERE version = ?",
+        (version,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"There is no policy version {version}.")
+    return PolicyVersion(
+        version=row[0],
+        name=row[1],
+        source_text=row[2],
+        author=row[3],
+        proposed_at=_dt(row[4]),
+        approved_by=row[5],
+        approved_at=_dt(row[6]) if row[6] else None,
+        effective_from=_dt(row[7]) if row[7] else None,
+    )

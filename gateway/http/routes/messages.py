@@ -75,7 +75,7 @@ async def decide(request: web.Request) -> web.Response:
     """The decision the gateway would take, without storing or sending anything."""
     services = request.app[SERVICES]
     document = await read_json(request)
-    assessment = services.submissions.assess(principal_of(request), document)
+    assessment = await services.submissions.assess(principal_of(request), document)
     decisions = [decision for _, decision in assessment.decisions]
     return web.json_response(
         {

@@ -1,0 +1,191 @@
+"""The policy at run time: which version is active, consent look-ups, and safe editing.
+
+This is the I/O edge of the policy layer. Versions live in storage with their author,
+proposal time and content hash; a version takes effect only once an IG lead other than
+its author has approved it, and only from its effective time (two-person rule). On first
+start the policy file shipped in ``policies/`` is installed as the approved baseline: it
+arrives through code review and deployment, which is its second pair of eyes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway.consent import SubjectKeys, consent_state
+from gateway.directory import Directory
+from gateway.errors import AccessDenied, ServiceUnavailable
+from gateway.model import Decision, Envelope, Organisation
+from gateway.policy.diff import Change, Replay, simulate
+from gateway.policy.document import load_text
+from gateway.policy.evaluate import evaluate
+from gateway.policy.facts import message_facts
+from gateway.policy.rules import ConsentState, Facts, PolicySet
+from gateway.storage.base import ConsentRepository, PolicyVersion, PolicyVersionRepository
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "policies" / "dip-default.yaml"
+BASELINE_AUTHOR = "deployment"
+
+
+def facts_for(
+    envelope: Envelope | Mapping[str, Any],
+    sender: Organisation | str,
+    recipient_kind: str,
+    consent: ConsentState,
+) -> Facts:
+    document = envelope.document if isinstance(envelope, Envelope) else envelope
+    body = document.get("body") or {}
+    return Facts(
+        message_type=str(document["type"]),
+        route=str(document["route"]),
+        sender_kind=sender.kind.value if isinstance(sender, Organisation) else sender,
+        recipient_kind=recipient_kind,
+        consent=consent,
+        message=message_facts(str(document["type"]), body),
+    )
+
+
+class PolicyService:
+    def __init__(
+        self,
+        versions: PolicyVersionRepository,
+        consents: ConsentRepository,
+        directory: Directory,
+        *,
+        baseline: Path = DEFAULT_POLICY,
+        refresh_interval_s: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._versions = versions
+        self._consents = consents
+        self._directory = directory
+        self._baseline = baseline
+        self._refresh_interval_s = refresh_interval_s
+        self._clock = clock
+        self._active: PolicySet | None = None
+        self._parsed: dict[str, PolicySet] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not await self._versions.all():
+            text = self._baseline.read_text(encoding="utf-8")
+            policy = load_text(text)
+            now = self._clock()
+            await self._versions.propose(
+                PolicyVersion(policy.version, policy.name, text, BASELINE_AUTHOR, now)
+            )
+            await self._versions.approve(policy.version, BASELINE_AUTHOR, now, now)
+        await self.refresh()
+        self._task = asyncio.create_task(self._refresh_forever(), name="policy-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("policy_refresh_failed")
+
+    async def refresh(self) -> None:
+        """Activate the newest approved version whose effective time has come."""
+        now = self._clock()
+        approved = [
+            v for v in await self._versions.all()
+            if v.approved_by and v.effective_from and v.effective_from <= now
+        ]
+        if not approved:
+            return
+        newest = max(approved, key=lambda v: (v.effective_from or now, v.approved_at or now))
+        if self._active is None or self._active.version != newest.version:
+            self._active = self.parse(newest.source_text)
+            log.info("policy_activated", version=newest.version, name=newest.name)
+
+    def parse(self, text: str) -> PolicySet:
+        policy = load_text(text)
+        return self._parsed.setdefault(policy.version, policy)
+
+    @property
+    def active(self) -> PolicySet:
+        if self._active is None:
+            # Fail closed: without an approved policy nothing can be decided.
+            raise ServiceUnavailable("No approved sharing policy is active.")
+        return self._active
+
+    async def consent_states(
+        self, envelope: Envelope, recipients: Sequence[Organisation]
+    ) -> dict[str, ConsentState]:
+        subject = envelope.document["subject"]
+        keys = SubjectKeys.of(subject)
+        records = await self._consents.matching(keys)
+        declaration = (envelope.document.get("body") or {}).get("consent")
+        now = self._clock()
+        return {
+            r.code: consent_state(records, keys, r.kind.value, now, declaration)
+            for r in recipients
+        }
+
+    def decide(
+        self,
+        envelope: Envelope,
+        sender: Organisation,
+        recipient: Organisation,
+        consent: ConsentState,
+    ) -> Decision:
+        return evaluate(self.active, facts_for(envelope, sender, recipient.kind.value, consent))
+
+    async def propose(self, text: str, author: str) -> PolicyVersion:
+        policy = self.parse(text)
+        return await self._versions.propose(
+            PolicyVersion(policy.version, policy.name, text, author, self._clock())
+        )
+
+    async def approve(
+        self, version: str, approver: str, effective_from: datetime | None
+    ) -> PolicyVersion:
+        """Second IG lead's approval; the author can never approve their own change."""
+        proposed = {v.version: v for v in await self._versions.all()}.get(version)
+        if proposed is not None and proposed.author == approver:
+            raise AccessDenied(
+                "A policy change needs a second IG lead: its author cannot approve it."
+            )
+        now = self._clock()
+        approved = await self._versions.approve(version, approver, now, effective_from or now)
+        await self.refresh()
+        return approved
+
+    async def versions(self) -> list[PolicyVersion]:
+        return await self._versions.all()
+
+    async def simulate(self, draft: PolicySet, limit: int) -> tuple[int, list[Change]]:
+        """Replay the newest recorded shares through a draft: what would change?"""
+        shares = await self._versions.recent_traffic(limit)
+        replays = []
+        for share in shares:
+            org = self._directory.get(share.recipient)
+            sender = self._directory.get(str(share.document.get("from")))
+            if org is None or sender is None:
+                continue
+            consent = ConsentState(share.decision.consent_state or ConsentState.NONE.value)
+            replays.append(
+                Replay(
+                    share.message_id,
+                    share.recipient,
+                    facts_for(share.document, sender, org.kind.value, consent),
+                    share.decision,
+                )
+            )
+        return len(replays), simulate(draft, replays)
