@@ -99,7 +99,7 @@ class GatewayClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._credentials.token()}"}
 
-    async def _request(
+    async def request(
         self,
         method: str,
         path: str,
@@ -107,6 +107,7 @@ class GatewayClient:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> Answer:
+        """Any API call with a fresh token; problems are raised as ``GatewayProblem``."""
         async with self._session.request(
             method, self._base + path, json=json_body, params=params, headers=self._headers()
         ) as response:
@@ -118,23 +119,23 @@ class GatewayClient:
 
     async def send(self, envelope: Mapping[str, Any]) -> Answer:
         """Submit a message; 202 and 200 answers are returned, problems raised."""
-        return await self._request("POST", "/v1/messages", json_body=envelope)
+        return await self.request("POST", "/v1/messages", json_body=envelope)
 
     async def decide(self, envelope: Mapping[str, Any]) -> Answer:
-        return await self._request("POST", "/v1/policy/decide", json_body=envelope)
+        return await self.request("POST", "/v1/policy/decide", json_body=envelope)
 
     async def status(self, message_id: str) -> Mapping[str, Any]:
-        return (await self._request("GET", f"/v1/messages/{message_id}")).body
+        return (await self.request("GET", f"/v1/messages/{message_id}")).body
 
     async def inbox(self, limit: int = 50) -> list[Mapping[str, Any]]:
-        answer = await self._request("GET", "/v1/inbox", params={"limit": str(limit)})
+        answer = await self.request("GET", "/v1/inbox", params={"limit": str(limit)})
         return list(answer.body["messages"])
 
     async def acknowledge(self, message_id: str) -> Mapping[str, Any]:
-        return (await self._request("POST", f"/v1/inbox/{message_id}/ack")).body
+        return (await self.request("POST", f"/v1/inbox/{message_id}/ack")).body
 
     async def directory(self) -> list[Mapping[str, Any]]:
-        return list((await self._request("GET", "/v1/directory")).body["organisations"])
+        return list((await self.request("GET", "/v1/directory")).body["organisations"])
 
     async def stream(self, last_event_id: int | None = None) -> AsyncIterator[Mapping[str, Any]]:
         """Yield inbox items as the gateway pushes them (server-sent events)."""

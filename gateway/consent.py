@@ -64,8 +64,11 @@ def normal_pnc(pnc_id: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SubjectKeys:
+    """How a person is found: PNC ID, and name with date of birth (None when searching
+    by PNC ID alone)."""
+
     pnc: str | None
-    name_dob: str
+    name_dob: str | None
 
     @classmethod
     def of(cls, subject: Mapping[str, Any]) -> SubjectKeys:

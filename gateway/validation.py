@@ -82,6 +82,9 @@ def _format_checker() -> FormatChecker:
     return checker
 
 
+SCHEMA_FORMATS = _format_checker()
+
+
 _FORMAT_HINTS = {
     "date-time": "a date and time with a time zone (RFC 3339), e.g. 2026-11-23T14:05:00Z",
     "date": "a calendar date as YYYY-MM-DD",

@@ -106,7 +106,9 @@ async def test_ra1_must_go_to_the_cjit_that_runs_the_assessment(agency: AgencyFa
 
 
 @pytest.mark.parametrize("path", REFUSED, ids=lambda p: f"{p.parent.name}/{p.name}")
-async def test_refused_example_gets_403_with_the_decision(path: Path, agency: AgencyFactory) -> None:
+async def test_refused_example_gets_403_with_the_decision(
+    path: Path, agency: AgencyFactory
+) -> None:
     document = load(path)
     sender = agency(document["from"])
 

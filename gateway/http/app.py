@@ -20,7 +20,9 @@ from gateway.errors import ConfigurationError
 from gateway.http import openapi
 from gateway.http.context import authentication_middleware, request_context_middleware
 from gateway.http.problems import problems_middleware
+from gateway.http.routes import consents as consent_routes
 from gateway.http.routes import directory, health, inbox, messages
+from gateway.http.routes import policy as policy_routes
 from gateway.http.services import SERVICES, Services
 from gateway.inbox import InboxNotifier, InboxWriter
 from gateway.policy.service import PolicyService
@@ -82,7 +84,7 @@ def create_app(
             authentication_middleware,
         ],
     )
-    for module in (messages, inbox, directory, health, openapi):
+    for module in (messages, inbox, directory, health, consent_routes, policy_routes, openapi):
         app.add_routes(module.routes)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -23,6 +23,18 @@ _MESSAGE_ID = {
 }
 
 
+_POLICY_TEXT = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "description": "The policy YAML"},
+                   "cases": {"type": "string"}, "limit": {"type": "integer"}},
+}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "description": description,
@@ -176,6 +188,60 @@ def document() -> dict[str, Any]:
                  "404": _PROBLEM},
                 parameters=[{"name": "type", "in": "path", "required": True,
                              "schema": {"type": "string"}}],
+            )},
+            "/v1/consents": {
+                "post": _operation(
+                    "Record a person's consent to share (FHIR Consent shape)",
+                    {"201": _json("The FHIR Consent resource"), "422": _PROBLEM},
+                    body={"$ref": "urn:dipgw:schema:api:consent_request:1"},
+                ),
+                "get": _operation(
+                    "A person's consent records, by PNC ID or by name and date of birth",
+                    {"200": _json("FHIR Consent resources"), "400": _PROBLEM},
+                    parameters=[
+                        {"name": name, "in": "query", "schema": {"type": "string"}}
+                        for name in ("pnc_id", "given_name", "family_name", "date_of_birth")
+                    ],
+                ),
+            },
+            "/v1/consents/{consent_id}/withdraw": {"post": _operation(
+                "Withdraw a consent; stops undelivered consent-based messages of the person",
+                {"200": _json("The withdrawn consent and the stopped shares"), "404": _PROBLEM},
+                parameters=[_path("consent_id")],
+            )},
+            "/v1/policy": {"get": _operation(
+                "The active sharing policy: version and rules", {"200": _json("Policy")})},
+            "/v1/policy/versions": {
+                "get": _operation("Policy versions (IG lead)", {"200": _json("Versions")}),
+                "post": _operation(
+                    "Propose a policy version (IG lead); a second IG lead must approve it",
+                    {"201": _json("The proposed version"), "422": _PROBLEM},
+                    body=_POLICY_TEXT,
+                ),
+            },
+            "/v1/policy/versions/{version}/approve": {"post": _operation(
+                "Approve another IG lead's proposed version, from an effective time",
+                {"200": _json("The approved version"), "404": _PROBLEM},
+                parameters=[_path("version")],
+            )},
+            "/v1/policy/validate": {"post": _operation(
+                "Check a policy document (IG lead)", {"200": _json("Valid"), "422": _PROBLEM},
+                body=_POLICY_TEXT,
+            )},
+            "/v1/policy/test": {"post": _operation(
+                "Run a policy's own cases (IG lead)", {"200": _json("Case results"),
+                                                       "422": _PROBLEM},
+                body=_POLICY_TEXT,
+            )},
+            "/v1/policy/diff": {"post": _operation(
+                "Every situation two policy versions decide differently (IG lead)",
+                {"200": _json("Changes"), "422": _PROBLEM},
+                body={"type": "object"},
+            )},
+            "/v1/policy/simulate": {"post": _operation(
+                "Replay recorded traffic through a draft policy (IG lead)",
+                {"200": _json("Changes"), "422": _PROBLEM},
+                body=_POLICY_TEXT,
             )},
             "/healthz": {"get": _operation(
                 "Liveness", {"200": _json("Alive")}, public=True)},

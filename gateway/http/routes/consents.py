@@ -1,0 +1,136 @@
+"""``/v1/consents``: record, list and withdraw a person's consent to share."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from jsonschema import Draft202012Validator
+
+from gateway import access
+from gateway.consent import (
+    ConsentForm,
+    ConsentRecord,
+    SubjectKeys,
+    name_dob_key,
+    normal_pnc,
+)
+from gateway.errors import AccessDenied, InvalidMessage, MalformedRequest, NotFound, Violation
+from gateway.http.body import read_json
+from gateway.http.context import principal_of
+from gateway.http.services import SERVICES
+from gateway.model import OrgKind, Principal
+from gateway.validation import SCHEMA_FORMATS, explain
+
+routes = web.RouteTableDef()
+log = structlog.get_logger(__name__)
+
+_REQUEST_SCHEMA = Draft202012Validator(
+    json.loads(
+        (Path(__file__).resolve().parents[3] / "schemas" / "api" / "consent_request.schema.json")
+        .read_text(encoding="utf-8")
+    ),
+    format_checker=SCHEMA_FORMATS,
+)
+# Consent is recorded and read by the services that hold the care relationship (CONTRACT.md).
+CONSENT_KINDS = frozenset({OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION})
+
+
+def _consent_caller(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    access.require_role(principal, access.SENDER_ROLES)
+    if principal.org.kind not in CONSENT_KINDS:
+        raise AccessDenied(
+            "Only CJIT, CARAT and probation organisations record or read consent."
+        )
+    return principal
+
+
+def _when(text: str | None, default: datetime) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else default
+
+
+@routes.post("/v1/consents")
+async def record_consent(request: web.Request) -> web.Response:
+    principal = _consent_caller(request)
+    services = request.app[SERVICES]
+    document = await read_json(request)
+    violations = sorted(set(explain(_REQUEST_SCHEMA.iter_errors(document), ())),
+                        key=lambda v: v.pointer)
+    if violations:
+        raise InvalidMessage(violations)
+    now = services.clock()
+    period = document.get("period", {})
+    record = ConsentRecord(
+        id=str(uuid.uuid4()),
+        subject=document["subject"],
+        keys=SubjectKeys.of(document["subject"]),
+        form=ConsentForm(document["form"]),
+        permit=document["provision"]["type"] == "permit",
+        actor_roles=frozenset(document["provision"]["actor_roles"]),
+        purposes=tuple(document["provision"].get("purpose", [])),
+        period_start=_when(period.get("start"), now),
+        period_end=_when(period["end"], now) if period.get("end") else None,
+        information_given=document["information_given"],
+        recorded_at=now,
+        performer=f"{principal.org.code}/{principal.subject}",
+    )
+    if record.period_end is not None and record.period_end <= record.period_start:
+        raise InvalidMessage([Violation("/period/end", "The period must end after it starts.")])
+    await services.consents.add(record)
+    log.info("consent_recorded", consent_id=record.id, form=record.form.value)
+    return web.json_response(
+        record.as_fhir(), status=201, headers={"Location": f"/v1/consents/{record.id}"}
+    )
+
+
+@routes.get("/v1/consents")
+async def list_consents(request: web.Request) -> web.Response:
+    _consent_caller(request)
+    query = request.query
+    if query.get("pnc_id"):
+        keys = SubjectKeys(pnc=normal_pnc(query["pnc_id"]), name_dob=None)
+    elif all(query.get(k) for k in ("given_name", "family_name", "date_of_birth")):
+        keys = SubjectKeys(
+            pnc=None,
+            name_dob=name_dob_key(
+                query["given_name"], query["family_name"], query["date_of_birth"]
+            ),
+        )
+    else:
+        raise MalformedRequest(
+            "Say whose consent: ?pnc_id=…, or ?given_name=…&family_name=…&date_of_birth=…"
+        )
+    records = await request.app[SERVICES].consents.matching(keys)
+    return web.json_response({"consents": [r.as_fhir() for r in records]})
+
+
+@routes.post("/v1/consents/{consent_id}/withdraw")
+async def withdraw_consent(request: web.Request) -> web.Response:
+    principal = _consent_caller(request)
+    services = request.app[SERVICES]
+    reason = "withdrawn by the person"
+    if request.can_read_body:
+        body = await read_json(request)
+        if isinstance(body, dict) and isinstance(body.get("reason"), str):
+            reason = body["reason"][:500]
+    consent_id = request.match_info["consent_id"]
+    if await services.consents.get(consent_id) is None:
+        raise NotFound(f"There is no consent record {consent_id}.")
+    record, stopped = await services.consents.withdraw(
+        consent_id, f"{principal.org.code}/{principal.subject}", reason, services.clock(),
+        services.audit,
+    )
+    for _, _, sender in stopped:
+        services.notifier.notify(sender)
+    log.info("consent_withdrawn", consent_id=consent_id, stopped=len(stopped))
+    return web.json_response(
+        {
+            "consent": record.as_fhir(),
+            "stopped": [{"message_id": m, "recipient": r} for m, r, _ in stopped],
+        }
+    )
