@@ -102,6 +102,87 @@ def cmd_definitions(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy_file(path: str) -> tuple[str, Any]:
+    from gateway.policy.document import load_text
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"there is no file {path}") from None
+    return text, load_text(text)
+
+
+def cmd_policy_validate(settings: Settings, args: argparse.Namespace) -> int:
+    _, policy = _policy_file(args.file)
+    print(f"{args.file}: valid — policy {policy.name}, {len(policy.rules)} rules, "
+          f"version {policy.version}")
+    return 0
+
+
+def cmd_policy_test(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.policy.cases import run_cases
+    from gateway.policy.document import parse_text
+
+    _, policy = _policy_file(args.file)
+    cases_path = Path(args.cases or str(Path(args.file).with_suffix("")) + ".cases.yaml")
+    if not cases_path.exists():
+        raise ConfigurationError(f"no cases file {cases_path}; pass --cases FILE")
+    results = run_cases(policy, parse_text(cases_path.read_text(encoding="utf-8")))
+    failed = [r for r in results if not r.passed]
+    for result in results if args.verbose else failed:
+        print(result.describe())
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def cmd_policy_diff(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.http.app import SCHEMA_DIR
+    from gateway.policy.diff import diff, fact_domains, situations
+    from gateway.validation import SchemaSet
+
+    _, before = _policy_file(args.before)
+    _, after = _policy_file(args.after)
+    domains = fact_domains(SchemaSet.load(SCHEMA_DIR).documents)
+    changes = diff(before, after, situations(domains))
+    for change in changes:
+        print(change.describe())
+    print(f"{len(changes)} situation{'s' if len(changes) != 1 else ''} decided differently "
+          f"({before.version} → {after.version})")
+    return 0
+
+
+async def _policy_http(settings: Settings, args: argparse.Namespace) -> int:
+    credentials = _dev_credentials(settings, args, args.org)
+    async with GatewayClient(args.url, credentials) as client:
+        if args.policy_command == "simulate":
+            text, _ = _policy_file(args.file)
+            body = (await client.request(
+                "POST", "/v1/policy/simulate", json_body={"text": text, "limit": args.limit}
+            )).body
+            for change in body["changes"]:
+                print(_describe_change(change))
+            print(f"replayed {body['replayed']} recorded decisions: {body['changed']} would "
+                  "change under the draft")
+        elif args.policy_command == "propose":
+            text, _ = _policy_file(args.file)
+            _print_json((await client.request(
+                "POST", "/v1/policy/versions", json_body={"text": text})).body)
+        elif args.policy_command == "approve":
+            payload = {"effective_from": args.effective_from} if args.effective_from else {}
+            _print_json((await client.request(
+                "POST", f"/v1/policy/versions/{args.version}/approve", json_body=payload)).body)
+        else:
+            _print_json((await client.request("GET", "/v1/policy/versions")).body)
+    return 0
+
+
+def _describe_change(change: dict[str, Any]) -> str:
+    situation = ", ".join(f"{k}={v}" for k, v in change["situation"].items() if v is not None)
+    return (f"{situation}\n    before: {change['before']['decision']} by "
+            f"{change['before']['rule']}\n    after:  {change['after']['decision']} by "
+            f"{change['after']['rule']}")
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -257,6 +338,53 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_identity(status, org_required=True)
     _add_url(status, settings)
     status.set_defaults(handler=_run_async(_status))
+    policy = sub.add_parser(
+        "policy", help="check, test, compare and approve sharing policies",
+        description="Work on sharing policies (YAML in policies/). validate, test and diff "
+        "run offline on files; simulate, propose, approve and versions talk to a running "
+        "gateway as an IG lead (--role ig_lead).",
+    )
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    p_validate = policy_sub.add_parser(
+        "validate", help="check a policy file", description="Check a policy file against "
+        "its schema and vocabulary; every problem is listed with where it is.")
+    p_validate.add_argument("file")
+    p_validate.set_defaults(handler=cmd_policy_validate)
+    p_test = policy_sub.add_parser(
+        "test", help="run a policy's own cases",
+        description="Run the cases kept beside a policy (FILE.cases.yaml by default).",
+        epilog="example: dipgw policy test policies/dip-default.yaml")
+    p_test.add_argument("file")
+    p_test.add_argument("--cases", help="cases file (default: the policy's .cases.yaml)")
+    p_test.add_argument("--verbose", "-v", action="store_true", help="list passing cases too")
+    p_test.set_defaults(handler=cmd_policy_test)
+    p_diff = policy_sub.add_parser(
+        "diff", help="which decisions change between two policies",
+        description="Decide every combination of type, route, sender kind, recipient kind, "
+        "consent state and message facts under both policies and print each difference.",
+        epilog="example: dipgw policy diff policies/dip-default.yaml draft.yaml")
+    p_diff.add_argument("before")
+    p_diff.add_argument("after")
+    p_diff.set_defaults(handler=cmd_policy_diff)
+    p_sim = policy_sub.add_parser(
+        "simulate", help="replay recorded traffic through a draft",
+        description="Ask a running gateway to replay its recorded decisions through a draft "
+        "policy and report what would have been decided differently.")
+    p_sim.add_argument("file")
+    p_sim.add_argument("--limit", type=int, default=10_000, help="newest decisions to replay")
+    p_propose = policy_sub.add_parser(
+        "propose", help="propose a policy version (needs a second IG lead's approval)")
+    p_propose.add_argument("file")
+    p_approve = policy_sub.add_parser(
+        "approve", help="approve another IG lead's proposed version")
+    p_approve.add_argument("version")
+    p_approve.add_argument("--effective-from", help="RFC 3339 time it takes effect (default: now)")
+    p_versions = policy_sub.add_parser("versions", help="list policy versions")
+    for online in (p_sim, p_propose, p_approve, p_versions):
+        _add_identity(online, org_required=True)
+        _add_url(online, settings)
+        online.set_defaults(handler=_run_async(_policy_http), role="ig_lead")
+
     definitions = sub.add_parser(
         "rabbitmq-definitions",
         help="print the RabbitMQ topology as importable definitions (JSON)",

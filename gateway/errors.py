@@ -69,10 +69,11 @@ class InvalidMessage(GatewayError):
 
     slug = "invalid-message"
     title = "Invalid message"
+    noun = "message"
 
     def __init__(self, violations: Sequence[Violation]) -> None:
         count = len(violations)
-        super().__init__(f"The message has {count} problem{'s' if count != 1 else ''}.")
+        super().__init__(f"The {self.noun} has {count} problem{'s' if count != 1 else ''}.")
         self.violations = tuple(violations)
 
     def extensions(self) -> Mapping[str, Any]:
@@ -89,6 +90,7 @@ class InvalidPolicy(InvalidMessage):
 
     slug = "invalid-policy"
     title = "Invalid policy"
+    noun = "policy"
 
 
 class AuthenticationFailed(GatewayError):
