@@ -1,17 +1,25 @@
-"""The audit seam: an entry is appended inside the same transaction as its event.
+"""Audit events and their log entries (UK DPA 2018 s.62).
 
-The signed Merkle log plugs in here by implementing :class:`AuditLog`; storage calls
-``append`` with its open transaction, so an event and its audit entry commit together
-or not at all. Until then :class:`NoAuditLog` records nothing and answers no index.
+Every event that touches personal data — collection (accepted), disclosure (delivered),
+consultation (any read), alteration (acknowledged, consent withdrawn), refusal, expiry —
+becomes an entry that says what happened, when, who did it, to which message and
+recipients, why (the rule and legal basis, or the stated purpose), and about whom as a
+keyed pseudonym, never a name. Entries are appended inside the transaction of the event
+itself (``AuditLog.append``), so an accepted message without its entry cannot exist.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+from gateway.consent import SubjectKeys
+from gateway.model import isoformat
 
 
 class AuditAction(StrEnum):
@@ -21,6 +29,14 @@ class AuditAction(StrEnum):
     MESSAGE_ACKNOWLEDGED = "message.acknowledged"
     MESSAGE_DEAD_LETTERED = "message.dead_lettered"
     MESSAGE_EXPIRED = "message.expired"
+    CONSULTED = "consulted"
+    CONSENT_RECORDED = "consent.recorded"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    POLICY_PROPOSED = "policy.proposed"
+    POLICY_APPROVED = "policy.approved"
+    POLICY_ACTIVATED = "policy.activated"
+    AUDIT_EXPORTED = "audit.exported"
+    SIGNING_KEY_ROTATED = "signing_key.rotated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,20 +46,50 @@ class AuditEvent:
     action: AuditAction
     at: datetime
     actor: str
-    message_id: str
-    message_type: str
+    message_id: str | None = None
+    message_type: str | None = None
     recipients: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    subject: SubjectKeys | None = None
+
+
+class Pseudonymiser:
+    """Keyed pseudonyms (HMAC-SHA-256): the same person always gets the same pseudonym,
+    which no one without the key can turn back into, or test against, an identity."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the pseudonym key must be at least 32 bytes")
+        self._key = key
+
+    def of(self, keys: SubjectKeys) -> str:
+        basis = f"pnc:{keys.pnc}" if keys.pnc else f"name-dob:{keys.name_dob}"
+        digest = hmac.new(self._key, basis.encode("utf-8"), hashlib.sha256).hexdigest()
+        return f"psn:{digest[:32]}"
+
+
+def entry_document(event: AuditEvent, index: int, pseudonyms: Pseudonymiser) -> dict[str, Any]:
+    """The logged form of an event: JSON canonicalised (RFC 8785) before hashing."""
+    entry: dict[str, Any] = {
+        "index": index,
+        "action": event.action.value,
+        "at": isoformat(event.at),
+        "actor": event.actor,
+    }
+    if event.message_id is not None:
+        entry["message_id"] = event.message_id
+    if event.message_type is not None:
+        entry["message_type"] = event.message_type
+    if event.recipients:
+        entry["recipients"] = list(event.recipients)
+    if event.subject is not None:
+        entry["subject"] = pseudonyms.of(event.subject)
+    if event.details:
+        entry["details"] = dict(event.details)
+    return entry
 
 
 class AuditLog(Protocol):
     def append(self, transaction: Any, event: AuditEvent) -> int | None:
         """Append inside ``transaction``; return the entry's index once it is sequenced."""
         ...
-
-
-class NoAuditLog:
-    """Records nothing; the signed audit log replaces it."""
-
-    def append(self, transaction: Any, event: AuditEvent) -> int | None:
-        return None

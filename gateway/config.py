@@ -34,6 +34,9 @@ class Settings:
     delivery_limit: int = 5
     expiry_s: int = 5 * 24 * 3600
     expiry_check_s: float = 60.0
+    audit_origin: str = "dipgw.local/audit"
+    audit_keys_dir_override: Path | None = None
+    checkpoint_interval_s: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -42,6 +45,11 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "dipgw.sqlite3"
+
+    @property
+    def audit_keys_dir(self) -> Path:
+        """Signing and pseudonym keys: outside the database, ideally outside the data dir."""
+        return self.audit_keys_dir_override or self.data_dir / "audit-keys"
 
     @property
     def dev_keys_dir(self) -> Path:
@@ -77,6 +85,10 @@ class Settings:
             amqp_prefetch=_int(env, "DIPGW_AMQP_PREFETCH", cls.amqp_prefetch),
             delivery_limit=_int(env, "DIPGW_DELIVERY_LIMIT", cls.delivery_limit),
             expiry_s=_int(env, "DIPGW_EXPIRY_SECONDS", cls.expiry_s),
+            audit_origin=env.get("DIPGW_AUDIT_ORIGIN", cls.audit_origin),
+            audit_keys_dir_override=(
+                Path(env["DIPGW_AUDIT_KEYS_DIR"]) if env.get("DIPGW_AUDIT_KEYS_DIR") else None
+            ),
             # Demo organisations with generated keys must never appear in production.
             seed_demo_directory=environment != "production",
         )

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.audit import AuditLog, NoAuditLog
+from gateway.audit import Pseudonymiser
 from gateway.auth import TokenRules, TokenVerifier
+from gateway.checkpoints import AuditKeys, Checkpointer, pseudonym_key
 from gateway.config import Settings
 from gateway.directory import Directory
 from gateway.errors import ConfigurationError
 from gateway.http import openapi
 from gateway.http.context import authentication_middleware, request_context_middleware
 from gateway.http.problems import problems_middleware
+from gateway.http.routes import audit as audit_routes
 from gateway.http.routes import consents as consent_routes
 from gateway.http.routes import directory, health, inbox, messages
 from gateway.http.routes import policy as policy_routes
@@ -28,6 +30,7 @@ from gateway.inbox import InboxNotifier, InboxWriter
 from gateway.policy.service import PolicyService
 from gateway.relay import OutboxRelay
 from gateway.storage.sqlite import (
+    SqliteAuditLog,
     SqliteConsents,
     SqliteDatabase,
     SqliteDirectory,
@@ -65,7 +68,6 @@ def create_app(
     settings: Settings,
     *,
     schema_dir: Path = SCHEMA_DIR,
-    audit: AuditLog | None = None,
     transport: Transport | None = None,
     clock: Callable[[], datetime] = _utc_now,
 ) -> web.Application:
@@ -84,7 +86,9 @@ def create_app(
             authentication_middleware,
         ],
     )
-    for module in (messages, inbox, directory, health, consent_routes, policy_routes, openapi):
+    for module in (
+        messages, inbox, directory, health, consent_routes, policy_routes, audit_routes, openapi
+    ):
         app.add_routes(module.routes)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -94,15 +98,22 @@ def create_app(
         chosen_transport = transport or _transport_for(settings, directory_)
         relay: OutboxRelay | None = None
         expiry: ExpiryMonitor | None = None
+        audit_keys = AuditKeys(settings.audit_keys_dir, settings.audit_origin)
+        audit_log = SqliteAuditLog(db, Pseudonymiser(pseudonym_key(settings.audit_keys_dir)))
+        checkpointer = Checkpointer(
+            audit_log, audit_keys, interval_s=settings.checkpoint_interval_s, clock=clock
+        )
         consents = SqliteConsents(db)
-        policy = PolicyService(SqlitePolicyVersions(db), consents, directory_, clock=clock)
+        policy = PolicyService(
+            SqlitePolicyVersions(db), consents, directory_, audit_log, clock=clock
+        )
         try:
             await directory_.refresh()
             if settings.seed_demo_directory:
                 await directory_.seed_demo(settings.dev_keys_dir, clock())
+            await checkpointer.start()
             await policy.start()
             message_store = SqliteMessages(db)
-            audit_log = audit or NoAuditLog()
             notifier = InboxNotifier()
             relay = OutboxRelay(
                 message_store, chosen_transport, idle_wait_s=settings.relay_interval_s,
@@ -132,6 +143,8 @@ def create_app(
                 transport=chosen_transport,
                 relay=relay,
                 audit=audit_log,
+                checkpointer=checkpointer,
+                audit_keys=audit_keys,
                 clock=clock,
             )
             await chosen_transport.start(
@@ -148,6 +161,7 @@ def create_app(
             expiry.start()
             yield
         finally:
+            await checkpointer.stop()
             await policy.stop()
             if expiry is not None:
                 await expiry.stop()

@@ -31,6 +31,14 @@ _POLICY_TEXT = {
 }
 
 
+_NOTE = {"200": {"description": "A C2SP tlog-checkpoint in a signed note",
+                 "content": {"text/plain": {"schema": {"type": "string"}}}}}
+
+
+def _query_int(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": 0}}
+
+
 def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -242,6 +250,36 @@ def document() -> dict[str, Any]:
                 "Replay recorded traffic through a draft policy (IG lead)",
                 {"200": _json("Changes"), "422": _PROBLEM},
                 body=_POLICY_TEXT,
+            )},
+            "/v1/audit/checkpoint": {
+                "get": _operation("The newest signed checkpoint (auditor)", _NOTE),
+                "post": _operation("Sign a checkpoint now (auditor)", _NOTE),
+            },
+            "/v1/audit/keys": {"get": _operation(
+                "Verifier keys, current and retired, one a line",
+                {"200": {"description": "C2SP verifier keys",
+                         "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            )},
+            "/v1/audit/proof/inclusion": {"get": _operation(
+                "RFC 9162 inclusion proof of an entry in a signed checkpoint (auditor)",
+                {"200": _json("Proof with the signed checkpoint"), "404": _PROBLEM},
+                parameters=[_query_int("index"), _query_int("size")],
+            )},
+            "/v1/audit/proof/consistency": {"get": _operation(
+                "RFC 9162 consistency proof between two signed checkpoints (auditor)",
+                {"200": _json("Proof with both checkpoints"), "404": _PROBLEM},
+                parameters=[_query_int("from"), _query_int("to")],
+            )},
+            "/v1/audit/entries": {"get": _operation(
+                "Audit entries by index (auditor)", {"200": _json("Entries")},
+                parameters=[_query_int("from"), _query_int("to")],
+            )},
+            "/v1/audit/export": {"get": _operation(
+                "Offline-verifiable bundle (C2SP tlog-tiles layout, tar.gz) (auditor)",
+                {"200": {"description": "The bundle",
+                         "content": {"application/gzip": {"schema": {"type": "string",
+                                                                      "format": "binary"}}}}},
+                parameters=[_query_int("from"), _query_int("to")],
             )},
             "/healthz": {"get": _operation(
                 "Liveness", {"200": _json("Alive")}, public=True)},

@@ -8,14 +8,14 @@ from datetime import datetime
 
 from aiohttp import web
 
-from gateway.audit import AuditLog
 from gateway.auth import TokenVerifier
+from gateway.checkpoints import AuditKeys, Checkpointer
 from gateway.config import Settings
 from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
 from gateway.policy.service import PolicyService
 from gateway.relay import OutboxRelay
-from gateway.storage.base import ConsentRepository, MessageRepository
+from gateway.storage.base import AuditRepository, ConsentRepository, MessageRepository
 from gateway.submission import SubmissionService
 from gateway.transport.base import Transport
 from gateway.validation import SchemaSet
@@ -34,7 +34,9 @@ class Services:
     relay: OutboxRelay
     policy: PolicyService
     consents: ConsentRepository
-    audit: AuditLog
+    audit: AuditRepository
+    checkpointer: Checkpointer
+    audit_keys: AuditKeys
     clock: Callable[[], datetime]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from gateway.audit import AuditAction, AuditEvent
 from gateway.consent import SubjectKeys, consent_state
 from gateway.directory import Directory
 from gateway.errors import AccessDenied, ServiceUnavailable
@@ -27,7 +28,12 @@ from gateway.policy.document import load_text
 from gateway.policy.evaluate import evaluate
 from gateway.policy.facts import message_facts
 from gateway.policy.rules import ConsentState, Facts, PolicySet
-from gateway.storage.base import ConsentRepository, PolicyVersion, PolicyVersionRepository
+from gateway.storage.base import (
+    AuditRepository,
+    ConsentRepository,
+    PolicyVersion,
+    PolicyVersionRepository,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +65,7 @@ class PolicyService:
         versions: PolicyVersionRepository,
         consents: ConsentRepository,
         directory: Directory,
+        audit: AuditRepository,
         *,
         baseline: Path = DEFAULT_POLICY,
         refresh_interval_s: float = 30.0,
@@ -67,6 +74,7 @@ class PolicyService:
         self._versions = versions
         self._consents = consents
         self._directory = directory
+        self._audit = audit
         self._baseline = baseline
         self._refresh_interval_s = refresh_interval_s
         self._clock = clock
@@ -111,7 +119,13 @@ class PolicyService:
             return
         newest = max(approved, key=lambda v: (v.effective_from or now, v.approved_at or now))
         if self._active is None or self._active.version != newest.version:
+            previous = self._active.version if self._active else None
             self._active = self.parse(newest.source_text)
+            await self._audit.record(AuditEvent(
+                action=AuditAction.POLICY_ACTIVATED, at=now, actor="gateway",
+                details={"version": newest.version, "name": newest.name,
+                         "previous": previous, "approved_by": newest.approved_by},
+            ))
             log.info("policy_activated", version=newest.version, name=newest.name)
 
     def parse(self, text: str) -> PolicySet:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.audit import AuditLog
+from gateway.audit import AuditEvent, AuditLog
 from gateway.consent import ConsentRecord, SubjectKeys
 from gateway.model import (
     Decision,
@@ -172,6 +172,35 @@ class RecordedShare:
     document: Mapping[str, Any]
     recipient: str
     decision: Decision
+
+
+class AuditRepository(ABC):
+    """The stored audit log: sequenced entries and the checkpoints signed over them."""
+
+    @abstractmethod
+    def append(self, transaction: Any, event: AuditEvent) -> int:
+        """Sequence an entry inside an open transaction (the ``AuditLog`` seam)."""
+
+    @abstractmethod
+    async def record(self, event: AuditEvent) -> int:
+        """Sequence an entry in a transaction of its own (consultations, key rotation)."""
+
+    @abstractmethod
+    async def size(self) -> int: ...
+
+    @abstractmethod
+    async def leaf_hashes(self, start: int, end: int) -> list[bytes]: ...
+
+    @abstractmethod
+    async def entries(self, start: int, end: int) -> list[bytes]: ...
+
+    @abstractmethod
+    async def checkpoints(self) -> list[tuple[int, str]]:
+        """(size, signed note) of every checkpoint issued, oldest first."""
+
+    @abstractmethod
+    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
+        """Store a signed checkpoint; refuses one that does not grow the log."""
 
 
 class TokenLedger(ABC):

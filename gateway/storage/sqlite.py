@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gateway.audit import AuditAction, AuditEvent, AuditLog
+from gateway.audit import AuditAction, AuditEvent, AuditLog, Pseudonymiser, entry_document
 from gateway.consent import ConsentRecord, SubjectKeys, record_from_json, record_to_json
 from gateway.errors import IdempotencyConflict, NotFound
 from gateway.model import (
@@ -36,6 +36,7 @@ from gateway.model import (
 )
 from gateway.storage.base import (
     Acknowledgement,
+    AuditRepository,
     ConsentRepository,
     DirectoryRepository,
     InboxItem,
@@ -49,6 +50,8 @@ from gateway.storage.base import (
     Submission,
     TokenLedger,
 )
+from gateway.tlog.canonical import canonicalize
+from gateway.tlog.merkle import leaf_hash
 from gateway.undelivered import GATEWAY_SENDER, REPORT_TYPE, undelivered_report
 
 T = TypeVar("T")
@@ -158,6 +161,18 @@ _MIGRATIONS: tuple[str, ...] = (
         approved_by TEXT,
         approved_at TEXT,
         effective_from TEXT
+    );
+    """,
+    """
+    CREATE TABLE audit_entries (
+        idx INTEGER PRIMARY KEY,
+        entry BLOB NOT NULL,
+        leaf_hash BLOB NOT NULL
+    );
+    CREATE TABLE audit_checkpoints (
+        size INTEGER PRIMARY KEY,
+        note TEXT NOT NULL,
+        issued_at TEXT NOT NULL
     );
     """,
 )
@@ -364,6 +379,13 @@ def _decision_to_json(decision: Decision) -> str:
     return _json(decision.as_dict())
 
 
+def _audited_decision(decision: Decision) -> dict[str, Any]:
+    """What the log keeps of a decision: enough to justify the share (s.62(2)(a))."""
+    view = decision.as_dict()
+    return {k: view[k] for k in ("decision", "rule", "legal_basis", "consent", "consent_state",
+                                 "redactions", "policy_version", "denied_because") if k in view}
+
+
 def _decision_from_json(text: str) -> Decision:
     return Decision.from_dict(json.loads(text))
 
@@ -392,7 +414,9 @@ class SqliteMessages(MessageRepository):
                 return _receipt(conn, envelope.message_id, replayed=True)
             at = _ts(submission.received_at)
             permitted = submission.permitted
+            keys = SubjectKeys.of(envelope.document["subject"])
             event = AuditEvent(
+                subject=keys,
                 action=AuditAction.MESSAGE_ACCEPTED if permitted else AuditAction.MESSAGE_REFUSED,
                 at=submission.received_at,
                 actor=submission.submitted_by,
@@ -401,13 +425,14 @@ class SqliteMessages(MessageRepository):
                 recipients=tuple(d.recipient for d in submission.deliveries),
                 details={
                     "route": envelope.route.value,
+                    "from": envelope.sender,
                     "decisions": {
-                        d.recipient: d.decision.as_dict() for d in submission.deliveries
+                        d.recipient: _audited_decision(d.decision)
+                        for d in submission.deliveries
                     },
                 },
             )
             audit_index = audit.append(conn, event)
-            keys = SubjectKeys.of(envelope.document["subject"])
             conn.execute(
                 "INSERT INTO messages (message_id, type, sender, route, content_hash, "
                 "document_json, received_at, submitted_by, audit_index, subject_pnc, "
@@ -556,7 +581,8 @@ class SqliteMessages(MessageRepository):
     async def deliver(self, message_id: str, recipient: str, at: datetime, audit: AuditLog) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
-                "SELECT m.type FROM deliveries d JOIN messages m USING (message_id) "
+                "SELECT m.type, m.subject_pnc, m.subject_name_dob, d.decision_json "
+                "FROM deliveries d JOIN messages m USING (message_id) "
                 "WHERE d.message_id = ? AND d.recipient = ? AND d.permitted = 1",
                 (message_id, recipient),
             ).fetchone()
@@ -584,6 +610,8 @@ class SqliteMessages(MessageRepository):
                     message_id=message_id,
                     message_type=row[0],
                     recipients=(recipient,),
+                    subject=SubjectKeys(pnc=row[1], name_dob=row[2]),
+                    details={"decision": _audited_decision(_decision_from_json(row[3]))},
                 ),
             )
             return True
@@ -652,8 +680,9 @@ class SqliteMessages(MessageRepository):
     ) -> Acknowledgement:
         def write(conn: sqlite3.Connection) -> Acknowledgement:
             row = conn.execute(
-                "SELECT i.acknowledged_at, m.type, i.closed_reason FROM inbox i "
-                "JOIN messages m USING (message_id) WHERE i.message_id = ? AND i.recipient = ?",
+                "SELECT i.acknowledged_at, m.type, i.closed_reason, m.subject_pnc, "
+                "m.subject_name_dob FROM inbox i JOIN messages m USING (message_id) "
+                "WHERE i.message_id = ? AND i.recipient = ?",
                 (message_id, recipient),
             ).fetchone()
             if row is None:
@@ -681,6 +710,7 @@ class SqliteMessages(MessageRepository):
                     message_id=message_id,
                     message_type=row[1],
                     recipients=(recipient,),
+                    subject=SubjectKeys(pnc=row[3], name_dob=row[4]),
                 ),
             )
             return Acknowledgement(message_id, at, first_time=True)
@@ -707,14 +737,14 @@ def _close_share(
     """End one recipient's share that was not delivered (or not acknowledged); see
     ``MessageRepository.close_delivery``."""
     row = conn.execute(
-        "SELECT m.sender, m.type, m.route FROM deliveries d JOIN messages m "
-        "USING (message_id) WHERE d.message_id = ? AND d.recipient = ? "
-        "AND d.permitted = 1",
+        "SELECT m.sender, m.type, m.route, m.subject_pnc, m.subject_name_dob "
+        "FROM deliveries d JOIN messages m USING (message_id) "
+        "WHERE d.message_id = ? AND d.recipient = ? AND d.permitted = 1",
         (message_id, recipient),
     ).fetchone()
     if row is None:
         return None
-    sender, message_type, route = row
+    sender, message_type, route, subject_pnc, subject_name_dob = row
     state = conn.execute(
         "SELECT acknowledged_at, closed_at FROM inbox "
         "WHERE message_id = ? AND recipient = ?",
@@ -760,6 +790,7 @@ def _close_share(
             message_type=message_type,
             recipients=(recipient,),
             details={"detail": detail},
+            subject=SubjectKeys(pnc=subject_pnc, name_dob=subject_name_dob),
         ),
     )
     if message_type != REPORT_TYPE:
@@ -1030,3 +1061,77 @@ def _policy_version(conn: sqlite3.Connection, version: str) -> PolicyVersion:
         approved_at=_dt(row[6]) if row[6] else None,
         effective_from=_dt(row[7]) if row[7] else None,
     )
+
+
+class SqliteAuditLog(AuditRepository):
+    """The audit log in SQLite: entries sequenced inside the caller's transaction.
+
+    Sequencing (an index and a leaf hash, committed with the event) is kept apart from
+    integration (growing the tree and signing checkpoints, ``gateway.checkpoints``).
+    """
+
+    def __init__(self, db: SqliteDatabase, pseudonyms: Pseudonymiser) -> None:
+        self._db = db
+        self._pseudonyms = pseudonyms
+
+    def append(self, transaction: Any, event: AuditEvent) -> int:
+        conn: sqlite3.Connection = transaction
+        index = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries").fetchone()[0]
+        data = canonicalize(entry_document(event, index, self._pseudonyms))
+        conn.execute(
+            "INSERT INTO audit_entries (idx, entry, leaf_hash) VALUES (?, ?, ?)",
+            (index, data, leaf_hash(data)),
+        )
+        return int(index)
+
+    async def record(self, event: AuditEvent) -> int:
+        return await self._db.transaction(lambda conn: self.append(conn, event))
+
+    async def size(self) -> int:
+        return await self._db.transaction(
+            lambda conn: int(conn.execute("SELECT COUNT(*) FROM audit_entries").fetchone()[0])
+        )
+
+    async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        def read(conn: sqlite3.Connection) -> list[bytes]:
+            return [
+                bytes(h) for (h,) in conn.execute(
+                    "SELECT leaf_hash FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                    (start, end),
+                )
+            ]
+
+        return await self._db.transaction(read)
+
+    async def entries(self, start: int, end: int) -> list[bytes]:
+        def read(conn: sqlite3.Connection) -> list[bytes]:
+            return [
+                bytes(e) for (e,) in conn.execute(
+                    "SELECT entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                    (start, end),
+                )
+            ]
+
+        return await self._db.transaction(read)
+
+    async def checkpoints(self) -> list[tuple[int, str]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[int, str]]:
+            return [
+                (int(size), str(note)) for size, note in conn.execute(
+                    "SELECT size, note FROM audit_checkpoints ORDER BY size"
+                )
+            ]
+
+        return await self._db.transaction(read)
+
+    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            latest = conn.execute("SELECT MAX(size) FROM audit_checkpoints").fetchone()[0]
+            if latest is not None and size <= latest:
+                raise ValueError(f"checkpoint size {size} does not grow the log past {latest}")
+            conn.execute(
+                "INSERT INTO audit_checkpoints (size, note, issued_at) VALUES (?, ?, ?)",
+                (size, note, _ts(at)),
+            )
+
+        await self._db.transaction(write)

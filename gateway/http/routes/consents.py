@@ -12,6 +12,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from gateway import access
+from gateway.audit import AuditAction, AuditEvent
 from gateway.consent import (
     ConsentForm,
     ConsentRecord,
@@ -21,6 +22,7 @@ from gateway.consent import (
 )
 from gateway.errors import AccessDenied, InvalidMessage, MalformedRequest, NotFound, Violation
 from gateway.http.body import read_json
+from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
 from gateway.model import OrgKind, Principal
@@ -82,6 +84,12 @@ async def record_consent(request: web.Request) -> web.Response:
     if record.period_end is not None and record.period_end <= record.period_start:
         raise InvalidMessage([Violation("/period/end", "The period must end after it starts.")])
     await services.consents.add(record)
+    await services.audit.record(AuditEvent(
+        action=AuditAction.CONSENT_RECORDED, at=now, actor=record.performer,
+        subject=record.keys, details={"consent_id": record.id, "form": record.form.value,
+                                      "permit": record.permit,
+                                      "actor_roles": sorted(record.actor_roles)},
+    ))
     log.info("consent_recorded", consent_id=record.id, form=record.form.value)
     return web.json_response(
         record.as_fhir(), status=201, headers={"Location": f"/v1/consents/{record.id}"}
@@ -90,7 +98,7 @@ async def record_consent(request: web.Request) -> web.Response:
 
 @routes.get("/v1/consents")
 async def list_consents(request: web.Request) -> web.Response:
-    _consent_caller(request)
+    principal = _consent_caller(request)
     query = request.query
     if query.get("pnc_id"):
         keys = SubjectKeys(pnc=normal_pnc(query["pnc_id"]), name_dob=None)
@@ -106,6 +114,10 @@ async def list_consents(request: web.Request) -> web.Response:
             "Say whose consent: ?pnc_id=…, or ?given_name=…&family_name=…&date_of_birth=…"
         )
     records = await request.app[SERVICES].consents.matching(keys)
+    await consulted(
+        request.app[SERVICES], principal, "consents",
+        subject=records[0].keys if records else None, found=len(records),
+    )
     return web.json_response({"consents": [r.as_fhir() for r in records]})
 
 
@@ -125,6 +137,12 @@ async def withdraw_consent(request: web.Request) -> web.Response:
         consent_id, f"{principal.org.code}/{principal.subject}", reason, services.clock(),
         services.audit,
     )
+    await services.audit.record(AuditEvent(
+        action=AuditAction.CONSENT_WITHDRAWN, at=services.clock(),
+        actor=f"{principal.org.code}/{principal.subject}", subject=record.keys,
+        details={"consent_id": consent_id, "reason": reason,
+                 "stopped": [f"{m}/{r}" for m, r, _ in stopped]},
+    ))
     for _, _, sender in stopped:
         services.notifier.notify(sender)
     log.info("consent_withdrawn", consent_id=consent_id, stopped=len(stopped))

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway import access
 from gateway.errors import AccessDenied, MalformedRequest
+from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
 from gateway.model import Principal, isoformat
@@ -62,7 +63,11 @@ def _int_query(request: web.Request, name: str, default: int, maximum: int) -> i
 async def list_inbox(request: web.Request) -> web.Response:
     principal = _inbox_owner(request)
     limit = _int_query(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
-    items = await request.app[SERVICES].messages.inbox(principal.org.code, limit)
+    services = request.app[SERVICES]
+    items = await services.messages.inbox(principal.org.code, limit)
+    await consulted(
+        services, principal, "inbox", message_ids=tuple(i.message_id for i in items)
+    )
     return web.json_response(
         {"organisation": principal.org.code, "messages": [item_view(i) for i in items]}
     )
@@ -114,6 +119,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
             while not services.notifier.closed:
                 arrived.clear()
                 items = await services.messages.inbox(principal.org.code, MAX_LIMIT, last_seq)
+                if items:
+                    await consulted(
+                        services, principal, "inbox_stream",
+                        message_ids=tuple(i.message_id for i in items),
+                    )
                 for item in items:
                     data = json.dumps(item_view(item), ensure_ascii=False)
                     await response.write(

@@ -9,6 +9,7 @@ from gateway import access
 from gateway.decision import combined
 from gateway.errors import AccessDenied, NotFound
 from gateway.http.body import read_json
+from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
 from gateway.model import isoformat, overall_status, recipient_status
@@ -57,6 +58,7 @@ async def message_status(request: web.Request) -> web.Response:
         status = recipient_status(history, caller)
     else:
         raise AccessDenied("Only the sender and the recipients of a message may see it.")
+    await consulted(services, principal, "message_status", message_ids=(record.message_id,))
     return web.json_response(
         {
             "message_id": record.message_id,

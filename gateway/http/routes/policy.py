@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway import access
+from gateway.audit import AuditAction, AuditEvent
 from gateway.errors import MalformedRequest
 from gateway.http.body import read_json
 from gateway.http.context import principal_of
@@ -74,7 +75,12 @@ async def versions(request: web.Request) -> web.Response:
 async def propose(request: web.Request) -> web.Response:
     principal = _ig_lead(request)
     text = _text(await read_json(request))
-    proposed = await request.app[SERVICES].policy.propose(text, _who(principal))
+    services = request.app[SERVICES]
+    proposed = await services.policy.propose(text, _who(principal))
+    await services.audit.record(AuditEvent(
+        action=AuditAction.POLICY_PROPOSED, at=services.clock(), actor=_who(principal),
+        details={"version": proposed.version, "name": proposed.name},
+    ))
     log.info("policy_proposed", version=proposed.version)
     return web.json_response(proposed.summary(), status=201)
 
@@ -92,9 +98,15 @@ async def approve(request: web.Request) -> web.Response:
             raise MalformedRequest("effective_from must be an RFC 3339 time.") from None
         if effective_from.tzinfo is None:
             raise MalformedRequest("effective_from needs a time zone, e.g. ...T09:00:00Z.")
-    approved = await request.app[SERVICES].policy.approve(
+    services = request.app[SERVICES]
+    approved = await services.policy.approve(
         request.match_info["version"], _who(principal), effective_from
     )
+    await services.audit.record(AuditEvent(
+        action=AuditAction.POLICY_APPROVED, at=services.clock(), actor=_who(principal),
+        details={"version": approved.version, "author": approved.author,
+                 "effective_from": approved.summary()["effective_from"]},
+    ))
     log.info("policy_approved", version=approved.version)
     return web.json_response(approved.summary())
 

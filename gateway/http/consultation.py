@@ -1,0 +1,33 @@
+"""Logging every read of personal data as a consultation (DPA 2018 s.62(1)(b))."""
+
+from __future__ import annotations
+
+from gateway.audit import AuditAction, AuditEvent
+from gateway.consent import SubjectKeys
+from gateway.http.services import Services
+from gateway.model import Principal
+
+
+async def consulted(
+    services: Services,
+    principal: Principal,
+    resource: str,
+    *,
+    message_ids: tuple[str, ...] = (),
+    subject: SubjectKeys | None = None,
+    **details: object,
+) -> None:
+    """Record who read what and when, in a transaction of its own, before answering."""
+    await services.audit.record(AuditEvent(
+        action=AuditAction.CONSULTED,
+        at=services.clock(),
+        actor=f"{principal.org.code}/{principal.subject}",
+        message_id=message_ids[0] if len(message_ids) == 1 else None,
+        subject=subject,
+        details={
+            "resource": resource,
+            "role": principal.role.value,
+            **({"message_ids": list(message_ids)} if len(message_ids) > 1 else {}),
+            **details,
+        },
+    ))
