@@ -112,7 +112,7 @@ def parse_document(raw: bytes, *, max_depth: int) -> Any:
     except ValueError as exc:
         # Python refuses integer literals of more than 4,300 digits.
         raise MalformedRequest(f"The body holds a value JSON cannot carry here: {exc}") from None
-    _check_structure(document, max_depth)
+    check_structure(document, max_depth)
     return document
 
 
@@ -120,7 +120,7 @@ def _reject_constant(name: str) -> Any:
     raise MalformedRequest(f"The body is not valid JSON: {name} is not a JSON value.")
 
 
-def _check_structure(document: Any, max_depth: int) -> None:
+def check_structure(document: Any, max_depth: int) -> None:
     """Refuse deep nesting and unpaired surrogates, without recursion so hostile input
     cannot exhaust the stack. A ``\\ud800`` escape is valid JSON but not Unicode text."""
     stack: list[tuple[Any, int]] = [(document, 1)]
@@ -281,6 +281,8 @@ def _describe(error: ValidationError, kind: Any, value: Any) -> str:
         return f"Must list at least {value} item{'s' if value != 1 else ''}."
     if kind == "maxItems":
         return f"Must list at most {value} items."
+    if kind == "oneOf":
+        return "Must be a single value or a list of values, each of the accepted kind."
     if kind == "uniqueItems":
         return "Must not list the same item twice."
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):

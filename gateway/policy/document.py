@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from gateway.errors import InvalidPolicy, Violation
+from gateway.errors import InvalidPolicy, MalformedRequest, Violation
 from gateway.model import Consent, MessageType, OrgKind, Route, canonical_json
 from gateway.policy.facts import FACT_NAMES
 from gateway.policy.rules import ConsentState, Effect, FactValue, PolicySet, Rule
-from gateway.validation import explain
+from gateway.validation import check_structure, explain
 
 POLICY_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "policies" / "policy.schema.json"
 _VOCABULARY: Mapping[str, frozenset[str]] = {
@@ -37,15 +37,31 @@ def _schema_validator() -> Draft202012Validator:
 
 
 _VALIDATOR = _schema_validator()
+_MAX_DEPTH = 32
 
 
 def parse_text(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        document = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise InvalidPolicy([Violation("", (
+            f"The file is not valid YAML at line {line}, column {column}: character "
+            f"{exc.character!r} is not allowed."
+        ))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InvalidPolicy([Violation("", f"The file is not valid YAML{where}.")]) from None
+    except RecursionError:
+        raise InvalidPolicy([Violation("", "The file nests too deeply.")]) from None
+    try:
+        check_structure(document, max_depth=_MAX_DEPTH)
+    except (MalformedRequest, RecursionError) as exc:
+        detail = exc.detail if isinstance(exc, MalformedRequest) else "It refers to itself."
+        raise InvalidPolicy([Violation("", detail)]) from None
+    return document
 
 
 def version_of(document: Any) -> str:
@@ -57,11 +73,16 @@ def load_text(text: str) -> PolicySet:
 
 
 def load_document(document: Any) -> PolicySet:
-    violations = sorted(set(explain(_VALIDATOR.iter_errors(document), ())), key=_order)
-    if not violations:
-        violations = _vocabulary_violations(document)
-    if violations:
-        raise InvalidPolicy(violations)
+    """Every schema and vocabulary problem at once, or the policy."""
+    try:
+        check_structure(document, max_depth=_MAX_DEPTH)
+        found = set(explain(_VALIDATOR.iter_errors(document), ()))
+    except (MalformedRequest, RecursionError) as exc:
+        detail = exc.detail if isinstance(exc, MalformedRequest) else "It refers to itself."
+        raise InvalidPolicy([Violation("", detail)]) from None
+    found.update(_vocabulary_violations(document))
+    if found:
+        raise InvalidPolicy(sorted(found, key=_order))
     rules = tuple(_rule(raw) for raw in document["rules"])
     return PolicySet.build(document["policy"], version_of(document), rules)
 
@@ -70,19 +91,27 @@ def _order(violation: Violation) -> tuple[str, str]:
     return violation.pointer, violation.message
 
 
-def _vocabulary_violations(document: Mapping[str, Any]) -> list[Violation]:
+def _vocabulary_violations(document: Any) -> list[Violation]:
+    """Names the schema cannot know; tolerant of a malformed document (reported apart)."""
     found: list[Violation] = []
     seen: dict[str, int] = {}
-    for index, raw in enumerate(document["rules"]):
+    rules = document.get("rules") if isinstance(document, Mapping) else None
+    for index, raw in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(raw, Mapping):
+            continue
         at = f"/rules/{index}"
-        if raw["id"] in seen:
-            first = seen[raw["id"]]
-            found.append(Violation(f"{at}/id", f"Rule id {raw['id']!r} is used by rule {first}."))
-        seen.setdefault(raw["id"], index)
+        rule_id = raw.get("id")
+        if isinstance(rule_id, str) and rule_id in seen:
+            first = seen[rule_id]
+            found.append(Violation(f"{at}/id", f"Rule id {rule_id!r} is used by rule {first}."))
+        if isinstance(rule_id, str):
+            seen.setdefault(rule_id, index)
         when = raw.get("when", {})
+        if not isinstance(when, Mapping):
+            continue
         for key, allowed in _VOCABULARY.items():
             for value in _as_list(when.get(key)):
-                if value not in allowed:
+                if isinstance(value, str) and value not in allowed:
                     found.append(
                         Violation(
                             f"{at}/when/{key}",
@@ -90,7 +119,8 @@ def _vocabulary_violations(document: Mapping[str, Any]) -> list[Violation]:
                             f"{', '.join(sorted(allowed))}.",
                         )
                     )
-        for fact in when.get("facts", {}):
+        facts = when.get("facts", {})
+        for fact in facts if isinstance(facts, Mapping) else []:
             if fact not in FACT_NAMES:
                 found.append(
                     Violation(
