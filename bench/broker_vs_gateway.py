@@ -27,7 +27,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aio_pika
 import aiohttp
@@ -129,7 +128,7 @@ async def gateway(url: str, messages: int, clients: int) -> Result:
         port = free_port()
         env = {**os.environ, "DIPGW_DATA_DIR": data, "DIPGW_PORT": str(port),
                "DIPGW_AMQP_URL": url, "DIPGW_AMQP_PREFIX": prefix}
-        server = subprocess.Popen(  # noqa: S603
+        server = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve", "--log-level", "WARNING"],
             env=env, cwd=ROOT, stderr=subprocess.DEVNULL,
         )

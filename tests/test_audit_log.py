@@ -134,7 +134,9 @@ async def _export(client: TestClient[Any, Any], settings: Settings, target: Path
     return next(target.iterdir())
 
 
-def verify(bundle: Path, keys: list[str], tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def verify(
+    bundle: Path, keys: list[str], tmp: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     keyfile = tmp / "keys.txt"
     keyfile.write_text("".join(k + "\n" for k in keys))
     return subprocess.run(
