@@ -15,7 +15,6 @@ next checkpoint with both the old and the new key, then retires the old one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from gateway.audit import AuditAction, AuditEvent
 from gateway.errors import ConfigurationError
+from gateway.periodic import Periodic
 from gateway.storage.base import AuditRepository
 from gateway.tlog.bundle import sign_checkpoint
 from gateway.tlog.checkpoint import Checkpoint
@@ -125,22 +125,18 @@ class Checkpointer:
     ) -> None:
         self._log = log_store
         self._keys = keys
-        self._interval_s = interval_s
         self._clock = clock
         self._range = CompactRange()
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("audit-checkpointer", self.integrate, interval_s)
 
     async def start(self) -> None:
         await self._rebuild()
         await self.integrate()
-        self._task = asyncio.create_task(self._run(), name="audit-checkpointer")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._periodic.stop()
 
     async def _rebuild(self) -> None:
         size = await self._log.size()
@@ -156,14 +152,6 @@ class Checkpointer:
                     f"the stored entries do not reproduce checkpoint {last_size}; "
                     "the audit log may have been altered — refusing to sign"
                 )
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.integrate()
-            except Exception:
-                log.exception("checkpoint_failed")
 
     async def integrate(self) -> tuple[int, str] | None:
         """Sign a checkpoint for everything sequenced so far (and rotate keys if asked)."""

@@ -7,8 +7,6 @@ own inbox. Reports carry ids and reasons only, never the person's details.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +17,7 @@ import structlog
 from gateway.audit import AuditLog
 from gateway.inbox import InboxNotifier
 from gateway.model import MessageStatus, isoformat
+from gateway.periodic import Periodic
 from gateway.storage.base import MessageRepository
 from gateway.transport.base import Delivery
 
@@ -114,27 +113,14 @@ class ExpiryMonitor:
         self._audit = audit
         self._notifier = notifier
         self._ttl = ttl
-        self._interval_s = interval_s
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("expiry-monitor", self.expire_due, interval_s)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="expiry-monitor")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.expire_due()
-            except Exception:
-                log.exception("expiry_check_failed")
-            await asyncio.sleep(self._interval_s)
+        await self._periodic.stop()
 
     async def expire_due(self) -> int:
         now = self._clock()

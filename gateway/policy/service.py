@@ -9,8 +9,6 @@ arrives through code review and deployment, which is its second pair of eyes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from gateway.consent import SubjectKeys, consent_state
 from gateway.directory import Directory
 from gateway.errors import AccessDenied, ServiceUnavailable
 from gateway.model import Decision, Envelope, Organisation
+from gateway.periodic import Periodic
 from gateway.policy.diff import Change, Replay, simulate
 from gateway.policy.document import load_text
 from gateway.policy.evaluate import evaluate
@@ -76,11 +75,10 @@ class PolicyService:
         self._directory = directory
         self._audit = audit
         self._baseline = baseline
-        self._refresh_interval_s = refresh_interval_s
         self._clock = clock
         self._active: PolicySet | None = None
         self._parsed: dict[str, PolicySet] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("policy-refresh", self.refresh, refresh_interval_s)
 
     async def start(self) -> None:
         if not await self._versions.all():
@@ -92,21 +90,10 @@ class PolicyService:
             )
             await self._versions.approve(policy.version, BASELINE_AUTHOR, now, now)
         await self.refresh()
-        self._task = asyncio.create_task(self._refresh_forever(), name="policy-refresh")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_interval_s)
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("policy_refresh_failed")
+        await self._periodic.stop()
 
     async def refresh(self) -> None:
         """Activate the newest approved version whose effective time has come."""

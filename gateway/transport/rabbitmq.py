@@ -36,6 +36,7 @@ from aio_pika.abc import (
 from pamqp.commands import Basic
 
 from gateway.model import Organisation
+from gateway.periodic import cancel
 from gateway.storage.base import OutboxItem
 from gateway.transport.base import (
     DeadLetterHandler,
@@ -250,10 +251,7 @@ class RabbitMqTransport:
 
     async def close(self) -> None:
         self._closing = True
-        if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connector
+        await cancel(self._connector)
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()

@@ -1,0 +1,46 @@
+"""Background jobs that run every so often for the life of the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class Periodic:
+    """Runs ``job`` every ``interval_s`` until stopped; a failed run is logged and the
+    next one goes ahead, so one bad moment never stops expiry, checkpoints or refreshes."""
+
+    def __init__(self, name: str, job: Callable[[], Awaitable[Any]], interval_s: float) -> None:
+        self._name = name
+        self._job = job
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self._job()
+            except Exception:
+                log.exception("periodic_job_failed", job=self._name)
