@@ -239,14 +239,8 @@ def cmd_audit_rotate(settings: Settings, args: argparse.Namespace) -> int:
 async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     params = {k: str(v) for k, v in (("from", args.range_from), ("to", args.range_to))
               if v is not None}
-    credentials = _dev_credentials(settings, args, args.org)
-    async with GatewayClient(args.url, credentials) as client, client._session.get(
-        args.url.rstrip("/") + "/v1/audit/export", params=params,
-        headers={"Authorization": f"Bearer {credentials.token()}"},
-    ) as response:
-        if response.status >= 400:
-            raise GatewayProblem(response.status, json.loads(await response.text()))
-        Path(args.out).write_bytes(await response.read())
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        Path(args.out).write_bytes(await client.download("/v1/audit/export", params))
     print(f"wrote {args.out}")
     return 0
 

@@ -117,6 +117,15 @@ class GatewayClient:
                 raise GatewayProblem(response.status, body)
             return Answer(response.status, body)
 
+    async def download(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
+        """A binary resource (e.g. the audit export); problems are raised."""
+        async with self._session.get(
+            self._base + path, params=params, headers=self._headers()
+        ) as response:
+            if response.status >= 400:
+                raise GatewayProblem(response.status, json.loads(await response.text()))
+            return await response.read()
+
     async def send(self, envelope: Mapping[str, Any]) -> Answer:
         """Submit a message; 202 and 200 answers are returned, problems raised."""
         return await self.request("POST", "/v1/messages", json_body=envelope)
