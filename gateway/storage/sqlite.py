@@ -1063,6 +1063,10 @@ def _policy_version(conn: sqlite3.Connection, version: str) -> PolicyVersion:
     )
 
 
+_LEAF_HASHES = "SELECT leaf_hash FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+_ENTRIES = "SELECT entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+
+
 class SqliteAuditLog(AuditRepository):
     """The audit log in SQLite: entries sequenced inside the caller's transaction.
 
@@ -1093,24 +1097,14 @@ class SqliteAuditLog(AuditRepository):
         )
 
     async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        def read(conn: sqlite3.Connection) -> list[bytes]:
-            return [
-                bytes(h) for (h,) in conn.execute(
-                    "SELECT leaf_hash FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                    (start, end),
-                )
-            ]
-
-        return await self._db.transaction(read)
+        return await self._range(_LEAF_HASHES, start, end)
 
     async def entries(self, start: int, end: int) -> list[bytes]:
+        return await self._range(_ENTRIES, start, end)
+
+    async def _range(self, query: str, start: int, end: int) -> list[bytes]:
         def read(conn: sqlite3.Connection) -> list[bytes]:
-            return [
-                bytes(e) for (e,) in conn.execute(
-                    "SELECT entry FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
-                    (start, end),
-                )
-            ]
+            return [bytes(value) for (value,) in conn.execute(query, (start, end))]
 
         return await self._db.transaction(read)
 
