@@ -36,6 +36,7 @@ class AuditAction(StrEnum):
     POLICY_APPROVED = "policy.approved"
     POLICY_ACTIVATED = "policy.activated"
     AUDIT_EXPORTED = "audit.exported"
+    DIRECTORY_UPDATED = "directory.updated"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
 
 

@@ -245,6 +245,28 @@ async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _directory_import(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigurationError(f"there is no file {args.file}") from None
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        body = (await client.request(
+            "POST", "/v1/directory/import", json_body={"csv": text, "apply": args.apply}
+        )).body
+    for org in body["added"]:
+        print(f"+ {org['code']:<14} {org['kind']:<10} {org['name']}")
+    for change in body["changed"]:
+        fields = ", ".join(f"{k}: {v['from']!r} → {v['to']!r}" for k, v in change["fields"].items())
+        print(f"~ {change['code']:<14} {fields}")
+    for code in body["not_in_file"]:
+        print(f"? {code:<14} not in the file (kept)")
+    print(f"{len(body['added'])} added, {len(body['changed'])} changed, "
+          f"{len(body['unchanged'])} unchanged, {len(body['not_in_file'])} not in the file; "
+          + ("applied." if body["applied"] else "preview only — run again with --apply."))
+    return 0
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -484,6 +506,22 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_identity(a_export, org_required=True)
     _add_url(a_export, settings)
     a_export.set_defaults(handler=_run_async(_audit_export), role="auditor")
+
+    directory_cmd = sub.add_parser(
+        "directory", help="import the CJIT SPOC list (CSV) into the directory")
+    directory_sub = directory_cmd.add_subparsers(dest="directory_command", required=True,
+                                                 metavar="ACTION")
+    d_import = directory_sub.add_parser(
+        "import", help="preview (default) or apply a SPOC list CSV",
+        description="Compare a SPOC list CSV (columns code, organisation, kind, area, "
+        "spoc_name, phone, email, secure_email, areas_served) with the directory and print "
+        "what would change; --apply makes the change (IG lead).",
+        epilog="example: dipgw directory import spoc-list.csv --org CJIT-SFK --subject ig.one")
+    d_import.add_argument("file")
+    d_import.add_argument("--apply", action="store_true", help="apply, not just preview")
+    _add_identity(d_import, org_required=True)
+    _add_url(d_import, settings)
+    d_import.set_defaults(handler=_run_async(_directory_import), role="ig_lead")
 
     definitions = sub.add_parser(
         "rabbitmq-definitions",

@@ -31,16 +31,21 @@ DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
         "CJIT-SFK", OrgKind.CJIT, "Suffolk CJIT", "Suffolk",
         Contact("Suffolk CJIT SPOC", "01473 000 201", "spoc@suffolk-cjit.example",
                 "spoc@suffolk-cjit.secure.example"),
+        areas_served=("Ipswich", "Babergh", "Mid Suffolk", "East Suffolk", "West Suffolk"),
     ),
     Organisation(
         "CJIT-NFK", OrgKind.CJIT, "Norfolk CJIT", "Norfolk",
         Contact("Norfolk CJIT SPOC", "01603 000 202", "spoc@norfolk-cjit.example",
                 "spoc@norfolk-cjit.secure.example"),
+        areas_served=("Norwich", "Broadland", "South Norfolk", "Breckland", "North Norfolk",
+                      "Great Yarmouth", "King's Lynn and West Norfolk"),
     ),
     Organisation(
         "CJIT-CAM", OrgKind.CJIT, "Cambridgeshire CJIT", "Cambridgeshire",
         Contact("Cambridgeshire CJIT SPOC", "01223 000 203", "spoc@cambs-cjit.example",
                 "spoc@cambs-cjit.secure.example"),
+        areas_served=("Cambridge", "South Cambridgeshire", "East Cambridgeshire", "Fenland",
+                      "Huntingdonshire", "Peterborough"),
     ),
     Organisation(
         "CARAT-NWI", OrgKind.CARAT, "HMP Norwich CARAT team", "Norfolk",

@@ -80,15 +80,20 @@ class Organisation:
     area: str
     spoc: Contact
     jwks: tuple[Mapping[str, Any], ...] = ()
+    # Local authorities / partnerships whose residents this CJIT serves (H 4.7.4).
+    areas_served: tuple[str, ...] = ()
 
     def public_view(self) -> dict[str, Any]:
-        return {
+        view: dict[str, Any] = {
             "code": self.code,
             "kind": self.kind.value,
             "name": self.name,
             "area": self.area,
             "spoc": self.spoc.as_dict(),
         }
+        if self.areas_served:
+            view["areas_served"] = list(self.areas_served)
+        return view
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,18 @@ def document() -> dict[str, Any]:
                 parameters=[{"name": "kind", "in": "query", "schema": {
                     "enum": ["police", "cjit", "carat", "probation", "court"]}}],
             )},
+            "/v1/directory/residence": {"get": _operation(
+                "The CJIT serving an area of residence (H 4.7.4)",
+                {"200": _json("The CJIT"), "404": _PROBLEM},
+                parameters=[{"name": "area", "in": "query", "required": True,
+                             "schema": {"type": "string"}}],
+            )},
+            "/v1/directory/import": {"post": _operation(
+                "Preview or apply the CJIT SPOC list as CSV (IG lead)",
+                {"200": _json("Added, changed, unchanged, not in file"), "422": _PROBLEM},
+                body={"type": "object", "required": ["csv"],
+                      "properties": {"csv": {"type": "string"}, "apply": {"type": "boolean"}}},
+            )},
             "/v1/schemas": {"get": _operation(
                 "The message schemas", {"200": _json("Schema ids by type")})},
             "/v1/schemas/{type}": {"get": _operation(

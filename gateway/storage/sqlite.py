@@ -175,6 +175,9 @@ _MIGRATIONS: tuple[str, ...] = (
         issued_at TEXT NOT NULL
     );
     """,
+    """
+    ALTER TABLE organisations ADD COLUMN areas_served_json TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 
@@ -317,7 +320,8 @@ class SqliteDirectory(DirectoryRepository):
     async def all(self) -> list[Organisation]:
         def read(conn: sqlite3.Connection) -> list[Organisation]:
             rows = conn.execute(
-                "SELECT code, kind, name, area, spoc_json, jwks_json FROM organisations "
+                "SELECT code, kind, name, area, spoc_json, jwks_json, areas_served_json "
+                "FROM organisations "
                 "ORDER BY code"
             ).fetchall()
             return [
@@ -328,8 +332,9 @@ class SqliteDirectory(DirectoryRepository):
                     area=area,
                     spoc=Contact(**json.loads(spoc)),
                     jwks=tuple(json.loads(jwks)),
+                    areas_served=tuple(json.loads(served)),
                 )
-                for code, kind, name, area, spoc, jwks in rows
+                for code, kind, name, area, spoc, jwks, served in rows
             ]
 
         return await self._db.transaction(read)
@@ -338,10 +343,11 @@ class SqliteDirectory(DirectoryRepository):
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO organisations (code, kind, name, area, spoc_json, jwks_json, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(code) DO UPDATE SET "
+                "updated_at, areas_served_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(code) DO UPDATE SET "
                 "kind=excluded.kind, name=excluded.name, area=excluded.area, "
                 "spoc_json=excluded.spoc_json, jwks_json=excluded.jwks_json, "
-                "updated_at=excluded.updated_at",
+                "updated_at=excluded.updated_at, areas_served_json=excluded.areas_served_json",
                 [
                     (
                         org.code,
@@ -351,6 +357,7 @@ class SqliteDirectory(DirectoryRepository):
                         _json(org.spoc.as_dict()),
                         _json(list(org.jwks)),
                         _ts(at),
+                        _json(list(org.areas_served)),
                     )
                     for org in organisations
                 ],
