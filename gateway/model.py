@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -135,11 +135,15 @@ class Envelope:
             type=MessageType(document["type"]),
             sent_at=document["sent_at"],
             sender=document["from"],
-            recipients=tuple(document["to"]),
+            recipients=tuple(document.get("to", ())),
             route=Route(document["route"]),
             document=document,
             content_hash=hashlib.sha256(canonical_json(document)).hexdigest(),
         )
+
+    def with_recipients(self, codes: tuple[str, ...]) -> Envelope:
+        """The envelope addressed by the gateway; its identity (hash) stays the sender's."""
+        return replace(self, recipients=codes, document={**self.document, "to": list(codes)})
 
 
 class Consent(StrEnum):

@@ -17,10 +17,11 @@ from gateway import access
 from gateway.audit import AuditLog
 from gateway.decision import combined
 from gateway.directory import Directory
-from gateway.errors import PolicyRefused
+from gateway.errors import InvalidMessage, PolicyRefused, Violation
 from gateway.model import Decision, Envelope, Organisation, Principal
 from gateway.policy.service import PolicyService
 from gateway.redaction import redact
+from gateway.resolution import related_ids, resolve
 from gateway.routing import resolve_recipients
 from gateway.storage.base import MessageRepository, PlannedDelivery, Receipt, Submission
 from gateway.validation import SchemaSet
@@ -33,6 +34,7 @@ class Assessment:
     envelope: Envelope
     sender: Organisation
     decisions: tuple[tuple[Organisation, Decision], ...]
+    resolved_by: Mapping[str, str]
 
 
 class SubmissionService:
@@ -62,6 +64,9 @@ class SubmissionService:
             access.require_role(principal, access.SENDER_ROLES)
         envelope = Envelope.from_document(self._schemas.check(document))
         sender = principal.org
+        resolved_by: dict[str, str] = {}
+        if not envelope.recipients:
+            envelope, resolved_by = await self._resolve(envelope)
         recipients = resolve_recipients(envelope, self._directory)
         access.check_recipients(sender, envelope.type, recipients)
         access.check_body_rules(sender, envelope.type, envelope.document.get("body"))
@@ -69,7 +74,25 @@ class SubmissionService:
         decisions = tuple(
             (r, self._policy.decide(envelope, sender, r, consents[r.code])) for r in recipients
         )
-        return Assessment(envelope=envelope, sender=sender, decisions=decisions)
+        return Assessment(
+            envelope=envelope, sender=sender, decisions=decisions, resolved_by=resolved_by
+        )
+
+    async def _resolve(self, envelope: Envelope) -> tuple[Envelope, dict[str, str]]:
+        """Address a message that names no recipient, recording how each was found."""
+        body = envelope.document["body"]
+        related = await self._messages.senders_of(related_ids(envelope.type.value, body))
+        found = resolve(envelope.type.value, body, self._directory.all(), related)
+        if not found:
+            raise InvalidMessage([Violation(
+                "/to",
+                f"'to' is required here: the gateway cannot work out who receives this "
+                f"{envelope.type.value} from what it says.",
+            )])
+        return (
+            envelope.with_recipients(tuple(r.code for r in found)),
+            {r.code: r.how for r in found},
+        )
 
     async def submit(self, principal: Principal, document: Any) -> Receipt:
         assessment = await self.assess(principal, document)
@@ -81,6 +104,7 @@ class SubmissionService:
                 payload=redact(envelope.document, decision.redactions)
                 if decision.permitted
                 else None,
+                resolved_by=assessment.resolved_by.get(recipient.code),
             )
             for recipient, decision in assessment.decisions
         )
@@ -109,7 +133,13 @@ def receipt_view(receipt: Receipt) -> dict[str, Any]:
         "message_id": receipt.message_id,
         "status": receipt.status.value,
         "recipients": [
-            {"code": code, "decision": decision.as_dict()} for code, decision in receipt.decisions
+            {
+                "code": code,
+                "decision": decision.as_dict(),
+                **({"resolved_by": receipt.resolved_by[code]}
+                   if code in receipt.resolved_by else {}),
+            }
+            for code, decision in receipt.decisions
         ],
         "decision": combined([decision for _, decision in receipt.decisions]),
         "audit_index": receipt.audit_index,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ class PlannedDelivery:
     recipient: str
     decision: Decision
     payload: Mapping[str, Any] | None
+    resolved_by: str | None = None
 
     @property
     def permitted(self) -> bool:
@@ -54,6 +55,7 @@ class Receipt:
     decisions: tuple[tuple[str, Decision], ...]
     audit_index: int | None
     replayed: bool = False
+    resolved_by: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +228,10 @@ class MessageRepository(ABC):
 
     @abstractmethod
     async def get(self, message_id: str) -> MessageRecord | None: ...
+
+    @abstractmethod
+    async def senders_of(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """The sending organisation of each known message id."""
 
     @abstractmethod
     async def pending_outbox(self, limit: int, now: datetime) -> list[OutboxItem]: ...

@@ -178,6 +178,9 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE organisations ADD COLUMN areas_served_json TEXT NOT NULL DEFAULT '[]';
     """,
+    """
+    ALTER TABLE deliveries ADD COLUMN resolved_by TEXT;
+    """,
 )
 
 
@@ -437,6 +440,9 @@ class SqliteMessages(MessageRepository):
                         d.recipient: _audited_decision(d.decision)
                         for d in submission.deliveries
                     },
+                    **({"resolved_by": {d.recipient: d.resolved_by
+                                        for d in submission.deliveries if d.resolved_by}}
+                       if any(d.resolved_by for d in submission.deliveries) else {}),
                 },
             )
             audit_index = audit.append(conn, event)
@@ -469,7 +475,8 @@ class SqliteMessages(MessageRepository):
             for position, delivery in enumerate(submission.deliveries):
                 conn.execute(
                     "INSERT INTO deliveries (message_id, recipient, position, permitted, "
-                    "decision_json, payload_json, consent_based) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "decision_json, payload_json, consent_based, resolved_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         envelope.message_id,
                         delivery.recipient,
@@ -478,6 +485,7 @@ class SqliteMessages(MessageRepository):
                         _decision_to_json(delivery.decision),
                         _json(delivery.payload) if delivery.payload is not None else None,
                         int(delivery.decision.consent is not Consent.NOT_REQUIRED),
+                        delivery.resolved_by,
                     ),
                 )
                 if delivery.permitted:
@@ -538,6 +546,19 @@ class SqliteMessages(MessageRepository):
                 received_at=_dt(row[2]),
                 history=history,
             )
+
+        return await self._db.transaction(read)
+
+    async def senders_of(self, message_ids: Sequence[str]) -> dict[str, str]:
+        def read(conn: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for message_id in message_ids:
+                row = conn.execute(
+                    "SELECT sender FROM messages WHERE message_id = ?", (message_id,)
+                ).fetchone()
+                if row is not None:
+                    found[message_id] = row[0]
+            return found
 
         return await self._db.transaction(read)
 
@@ -875,13 +896,13 @@ def _receipt(conn: sqlite3.Connection, message_id: str, *, replayed: bool) -> Re
         "SELECT audit_index FROM messages WHERE message_id = ?", (message_id,)
     ).fetchone()[0]
     rows = conn.execute(
-        "SELECT recipient, decision_json, permitted FROM deliveries WHERE message_id = ? "
-        "ORDER BY position",
+        "SELECT recipient, decision_json, permitted, resolved_by FROM deliveries "
+        "WHERE message_id = ? ORDER BY position",
         (message_id,),
     ).fetchall()
-    decisions = tuple((recipient, _decision_from_json(text)) for recipient, text, _ in rows)
+    decisions = tuple((recipient, _decision_from_json(text)) for recipient, text, _, _ in rows)
     status = (
-        MessageStatus.ACCEPTED if any(p for _, _, p in rows) else MessageStatus.REFUSED
+        MessageStatus.ACCEPTED if any(p for _, _, p, _ in rows) else MessageStatus.REFUSED
     )
     return Receipt(
         message_id=message_id,
@@ -889,6 +910,7 @@ def _receipt(conn: sqlite3.Connection, message_id: str, *, replayed: bool) -> Re
         decisions=decisions,
         audit_index=audit_index,
         replayed=replayed,
+        resolved_by={recipient: how for recipient, _, _, how in rows if how},
     )
 
 

@@ -83,7 +83,12 @@ async def decide(request: web.Request) -> web.Response:
         {
             "message_id": assessment.envelope.message_id,
             "recipients": [
-                {"code": org.code, "decision": decision.as_dict()}
+                {
+                    "code": org.code,
+                    "decision": decision.as_dict(),
+                    **({"resolved_by": assessment.resolved_by[org.code]}
+                       if org.code in assessment.resolved_by else {}),
+                }
                 for org, decision in assessment.decisions
             ],
             "decision": combined(decisions),

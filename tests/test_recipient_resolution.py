@@ -1,0 +1,128 @@
+"""When ``to`` is omitted the gateway works out the recipients and records how."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import pytest
+
+from gateway.client import GatewayProblem
+from gateway.directory import DEMO_ORGANISATIONS
+from gateway.resolution import related_ids, resolve
+from tests.conftest import EXAMPLES, AgencyFactory, load
+
+
+def example(kind: str, name: str) -> dict[str, Any]:
+    return load(EXAMPLES / kind / name)
+
+
+def codes(
+    message_type: str, body: dict[str, Any], related: dict[str, str] | None = None
+) -> list[str]:
+    return [r.code for r in resolve(message_type, body, DEMO_ORGANISATIONS, related or {})]
+
+
+def test_ra1_goes_to_the_cjit_named_for_the_assessment_even_out_of_area() -> None:
+    local = example("ra1_notice", "valid-local-trigger-offence-community-appointment.json")
+    away = example("ra1_notice", "valid-out-of-area-norfolk-resident.json")
+    assert codes("ra1_notice", local["body"]) == ["CJIT-SFK"]
+    # Arrested in Suffolk, living in Norfolk: the Norfolk CJIT assesses (H 4.7.4).
+    assert away["from"] == "POL-SFK-IPS"
+    assert codes("ra1_notice", away["body"]) == ["CJIT-NFK"]
+
+
+def test_ra2_goes_to_the_cjit_running_the_varied_appointment() -> None:
+    for path in sorted((EXAMPLES / "ra2_variation").glob("valid*.json")):
+        document = load(path)
+        assert codes("ra2_variation", document["body"]) == [
+            document["body"]["new_appointment"]["organisation"]
+        ]
+
+
+def test_dir_transfer_goes_to_the_cjit_of_residence() -> None:
+    document = example("dir_transfer", "valid-enforcement-suffolk-to-norfolk.json")
+    assert codes("dir_transfer", document["body"]) == [document["body"]["receiving_cjit"]]
+    assert document["body"]["receiving_cjit"] != document["from"]
+
+
+def test_acceptance_goes_back_to_the_cjit_that_sent_the_dir() -> None:
+    body = {"dir_transfer_message_id": "AAAA0000-0000-4000-8000-000000000001"}
+    related = {"aaaa0000-0000-4000-8000-000000000001": "CJIT-CAM"}
+    assert related_ids("dir_acceptance", body) == list(related)
+    assert codes("dir_acceptance", body, related) == ["CJIT-CAM"]
+    assert codes("dir_acceptance", body, {}) == []
+
+
+def test_carat_referral_by_direction() -> None:
+    assert codes("carat_referral", {"direction": "into_custody",
+                                    "establishment": {"name": "HMP Norwich",
+                                                      "prison_code": "NWI"}}) == ["CARAT-NWI"]
+    assert codes("carat_referral", {"direction": "release",
+                                    "community_appointment": {"organisation": "CJIT-SFK"}}) == [
+        "CJIT-SFK"]
+    assert codes("carat_referral", {"direction": "into_custody",
+                                    "establishment": {"prison_code": "XYZ"}}) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"outcome": "custodial_sentence", "establishment": {"prison_code": "HPI"}},
+         ["CARAT-HPI"]),
+        ({"outcome": "remand_in_custody", "establishment": {"prison_code": "NWI"}},
+         ["CARAT-NWI"]),
+        ({"outcome": "community_order", "drr_attached": True, "probation_provider": "PRB-EOE"},
+         ["PRB-EOE"]),
+        ({"outcome": "fine"}, []),
+    ],
+)
+def test_court_outcome_by_outcome(body: dict[str, Any], expected: list[str]) -> None:
+    assert codes("court_outcome", body) == expected
+
+
+def test_disengagement_goes_to_the_police_force_of_the_case() -> None:
+    body = {"related_message_id": "bbbb0000-0000-4000-8000-000000000002"}
+    assert codes("disengagement_alert", body,
+                 {"bbbb0000-0000-4000-8000-000000000002": "POL-NFK-NOR"}) == ["POL-NFK-NOR"]
+    # A related message from a CJIT is not a police force: nothing is guessed.
+    assert codes("disengagement_alert", body,
+                 {"bbbb0000-0000-4000-8000-000000000002": "CJIT-SFK"}) == []
+
+
+async def test_omitted_to_is_resolved_recorded_and_delivered(agency: AgencyFactory) -> None:
+    document = example("ra1_notice", "valid-out-of-area-norfolk-resident.json")
+    del document["to"]
+
+    answer = await agency(document["from"]).send(document)
+
+    [recipient] = answer.body["recipients"]
+    assert recipient["code"] == "CJIT-NFK"
+    assert "initial assessment" in recipient["resolved_by"]
+    again = await agency(document["from"]).send(copy.deepcopy(document))
+    assert again.body == answer.body
+    items = await agency("CJIT-NFK").inbox()
+    assert items[0]["envelope"]["to"] == ["CJIT-NFK"]
+
+
+async def test_alert_is_resolved_through_the_ra1_it_follows(agency: AgencyFactory) -> None:
+    ra1 = example("ra1_notice", "valid-out-of-area-norfolk-resident.json")
+    await agency(ra1["from"]).send(ra1)
+    alert = example("disengagement_alert", "valid-statutory-failed-to-attend-initial.json")
+    alert = {**alert, "message_id": str(uuid.uuid4()), "from": "CJIT-NFK"}
+    del alert["to"]
+    alert["body"] = {**alert["body"], "related_message_id": ra1["message_id"]}
+
+    answer = await agency("CJIT-NFK").send(alert)
+
+    assert [r["code"] for r in answer.body["recipients"]] == [ra1["from"]]
+
+
+async def test_unresolvable_message_must_be_addressed(agency: AgencyFactory) -> None:
+    document = example("court_outcome", "valid-adjournment-for-reports.json")
+    del document["to"]
+    with pytest.raises(GatewayProblem) as refused:
+        await agency(document["from"]).send(document)
+    assert refused.value.status == 422
+    assert [v["pointer"] for v in refused.value.violations] == ["/to"]
