@@ -37,6 +37,7 @@ class AuditAction(StrEnum):
     POLICY_ACTIVATED = "policy.activated"
     AUDIT_EXPORTED = "audit.exported"
     DIRECTORY_UPDATED = "directory.updated"
+    ALERT_ESCALATED = "alert.escalated"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
 
 

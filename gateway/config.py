@@ -34,6 +34,7 @@ class Settings:
     delivery_limit: int = 5
     expiry_s: int = 5 * 24 * 3600
     expiry_check_s: float = 60.0
+    alert_escalation_s: int = 24 * 3600
     audit_origin: str = "dipgw.local/audit"
     audit_keys_dir_override: Path | None = None
     checkpoint_interval_s: float = 10.0
@@ -85,6 +86,8 @@ class Settings:
             amqp_prefetch=_int(env, "DIPGW_AMQP_PREFETCH", cls.amqp_prefetch),
             delivery_limit=_int(env, "DIPGW_DELIVERY_LIMIT", cls.delivery_limit),
             expiry_s=_int(env, "DIPGW_EXPIRY_SECONDS", cls.expiry_s),
+            alert_escalation_s=_int(env, "DIPGW_ALERT_ESCALATION_SECONDS",
+                                    cls.alert_escalation_s),
             audit_origin=env.get("DIPGW_AUDIT_ORIGIN", cls.audit_origin),
             audit_keys_dir_override=(
                 Path(env["DIPGW_AUDIT_KEYS_DIR"]) if env.get("DIPGW_AUDIT_KEYS_DIR") else None

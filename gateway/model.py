@@ -51,6 +51,8 @@ class MessageStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     DEAD_LETTERED = "dead_lettered"
     EXPIRED = "expired"
+    # A note in the history, not a step: an alert waited too long for acknowledgement.
+    ESCALATED = "escalated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,7 @@ def recipient_status(history: tuple[StatusEvent, ...], recipient: str) -> Messag
     for event in history:
         if event.recipient is None and event.status is MessageStatus.REFUSED:
             latest = MessageStatus.REFUSED
-        elif event.recipient == recipient:
+        elif event.recipient == recipient and event.status is not MessageStatus.ESCALATED:
             latest = event.status
     return latest
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.alerts import AlertEscalator
 from gateway.audit import Pseudonymiser
 from gateway.auth import TokenRules, TokenVerifier
 from gateway.checkpoints import AuditKeys, Checkpointer, pseudonym_key
@@ -98,6 +99,7 @@ def create_app(
         chosen_transport = transport or _transport_for(settings, directory_)
         relay: OutboxRelay | None = None
         expiry: ExpiryMonitor | None = None
+        escalator: AlertEscalator | None = None
         audit_keys = AuditKeys(settings.audit_keys_dir, settings.audit_origin)
         audit_log = SqliteAuditLog(db, Pseudonymiser(pseudonym_key(settings.audit_keys_dir)))
         checkpointer = Checkpointer(
@@ -159,10 +161,19 @@ def create_app(
                 clock=clock,
             )
             expiry.start()
+            escalator = AlertEscalator(
+                message_store, audit_log, notifier,
+                after=timedelta(seconds=settings.alert_escalation_s),
+                interval_s=settings.expiry_check_s,
+                clock=clock,
+            )
+            escalator.start()
             yield
         finally:
             await checkpointer.stop()
             await policy.stop()
+            if escalator is not None:
+                await escalator.stop()
             if expiry is not None:
                 await expiry.stop()
             if relay is not None:

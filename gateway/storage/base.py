@@ -268,6 +268,14 @@ class MessageRepository(ABC):
         """
 
     @abstractmethod
+    async def escalate_unacknowledged(
+        self, message_type: str, delivered_before: datetime, detail: str, at: datetime,
+        audit: AuditLog,
+    ) -> list[tuple[str, str, str]]:
+        """Mark, once, every delivered share of a type still unacknowledged since before a
+        time as escalated; returns (message id, recipient, sender) of each."""
+
+    @abstractmethod
     async def unacknowledged_before(
         self, received_before: datetime, limit: int
     ) -> list[tuple[str, str]]:

@@ -659,6 +659,36 @@ class SqliteMessages(MessageRepository):
             lambda conn: _close_share(conn, message_id, recipient, status, detail, at, audit)
         )
 
+    async def escalate_unacknowledged(
+        self, message_type: str, delivered_before: datetime, detail: str, at: datetime,
+        audit: AuditLog,
+    ) -> list[tuple[str, str, str]]:
+        def write(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            rows = conn.execute(
+                "SELECT i.message_id, i.recipient, m.sender, m.subject_pnc, m.subject_name_dob "
+                "FROM inbox i JOIN messages m ON m.message_id = i.message_id "
+                "WHERE m.type = ? AND i.delivered_at < ? AND i.acknowledged_at IS NULL "
+                "AND i.closed_at IS NULL AND NOT EXISTS (SELECT 1 FROM status_events e "
+                "WHERE e.message_id = i.message_id AND e.recipient = i.recipient "
+                "AND e.status = ?)",
+                (message_type, _ts(delivered_before), MessageStatus.ESCALATED.value),
+            ).fetchall()
+            for message_id, recipient, _, pnc, name_dob in rows:
+                conn.execute(
+                    "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (message_id, recipient, MessageStatus.ESCALATED.value, _ts(at), detail),
+                )
+                audit.append(conn, AuditEvent(
+                    action=AuditAction.ALERT_ESCALATED, at=at, actor="gateway",
+                    message_id=message_id, message_type=message_type,
+                    recipients=(recipient,), subject=SubjectKeys(pnc=pnc, name_dob=name_dob),
+                    details={"detail": detail},
+                ))
+            return [(m, r, sender) for m, r, sender, _, _ in rows]
+
+        return await self._db.transaction(write)
+
     async def unacknowledged_before(
         self, received_before: datetime, limit: int
     ) -> list[tuple[str, str]]:
