@@ -8,54 +8,34 @@ woken so a SPOC console can re-alert.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
 from gateway.audit import AuditLog
 from gateway.inbox import InboxNotifier
 from gateway.model import MessageType
-from gateway.periodic import Periodic
 from gateway.storage.base import MessageRepository
 
 log = structlog.get_logger(__name__)
 
 
-class AlertEscalator:
-    def __init__(
-        self,
-        messages: MessageRepository,
-        audit: AuditLog,
-        notifier: InboxNotifier,
-        *,
-        after: timedelta,
-        interval_s: float,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._messages = messages
-        self._audit = audit
-        self._notifier = notifier
-        self._after = after
-        self._clock = clock
-        self._periodic = Periodic("alert-escalator", self.escalate_due, interval_s)
-
-    def start(self) -> None:
-        self._periodic.start()
-
-    async def stop(self) -> None:
-        await self._periodic.stop()
-
-    async def escalate_due(self) -> int:
-        now = self._clock()
-        escalated = await self._messages.escalate_unacknowledged(
-            MessageType.DISENGAGEMENT_ALERT.value,
-            now - self._after,
-            f"not acknowledged within {self._after}",
-            now,
-            self._audit,
-        )
-        for message_id, recipient, _ in escalated:
-            self._notifier.notify(recipient)
-            log.warning("alert_escalated", message_id=message_id, recipient=recipient)
-        return len(escalated)
+async def escalate_alerts(
+    messages: MessageRepository,
+    audit: AuditLog,
+    notifier: InboxNotifier,
+    after: timedelta,
+    now: datetime,
+) -> int:
+    """Escalate, once, every alert still unacknowledged ``after`` its delivery."""
+    escalated = await messages.escalate_unacknowledged(
+        MessageType.DISENGAGEMENT_ALERT.value,
+        now - after,
+        f"not acknowledged within {after}",
+        now,
+        audit,
+    )
+    for message_id, recipient, _ in escalated:
+        notifier.notify(recipient)
+        log.warning("alert_escalated", message_id=message_id, recipient=recipient)
+    return len(escalated)

@@ -17,7 +17,6 @@ import structlog
 from gateway.audit import AuditLog
 from gateway.inbox import InboxNotifier
 from gateway.model import MessageStatus, isoformat
-from gateway.periodic import Periodic
 from gateway.storage.base import MessageRepository
 from gateway.transport.base import Delivery
 
@@ -96,45 +95,21 @@ class DeadLetterRecorder:
             self._notifier.notify(sender)
 
 
-class ExpiryMonitor:
-    """Closes deliveries not acknowledged within ``ttl`` and reports them to the sender."""
-
-    def __init__(
-        self,
-        messages: MessageRepository,
-        audit: AuditLog,
-        notifier: InboxNotifier,
-        *,
-        ttl: timedelta,
-        interval_s: float,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._messages = messages
-        self._audit = audit
-        self._notifier = notifier
-        self._ttl = ttl
-        self._clock = clock
-        self._periodic = Periodic("expiry-monitor", self.expire_due, interval_s)
-
-    def start(self) -> None:
-        self._periodic.start()
-
-    async def stop(self) -> None:
-        await self._periodic.stop()
-
-    async def expire_due(self) -> int:
-        now = self._clock()
-        due = await self._messages.unacknowledged_before(now - self._ttl, limit=500)
-        for message_id, recipient in due:
-            sender = await self._messages.close_delivery(
-                message_id,
-                recipient,
-                MessageStatus.EXPIRED,
-                f"not acknowledged within {self._ttl}",
-                now,
-                self._audit,
-            )
-            if sender is not None:
-                self._notifier.notify(sender)
-                log.info("message_expired", message_id=message_id, recipient=recipient)
-        return len(due)
+async def expire_unacknowledged(
+    messages: MessageRepository,
+    audit: AuditLog,
+    notifier: InboxNotifier,
+    ttl: timedelta,
+    now: datetime,
+) -> int:
+    """Close deliveries not acknowledged within ``ttl`` and report them to the sender."""
+    due = await messages.unacknowledged_before(now - ttl, limit=500)
+    for message_id, recipient in due:
+        sender = await messages.close_delivery(
+            message_id, recipient, MessageStatus.EXPIRED, f"not acknowledged within {ttl}",
+            now, audit,
+        )
+        if sender is not None:
+            notifier.notify(sender)
+            log.info("message_expired", message_id=message_id, recipient=recipient)
+    return len(due)

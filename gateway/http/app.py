@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.alerts import AlertEscalator
+from gateway.alerts import escalate_alerts
 from gateway.audit import Pseudonymiser
 from gateway.auth import TokenRules, TokenVerifier
 from gateway.checkpoints import AuditKeys, Checkpointer, pseudonym_key
@@ -28,6 +28,7 @@ from gateway.http.routes import directory, health, inbox, messages
 from gateway.http.routes import policy as policy_routes
 from gateway.http.services import SERVICES, Services
 from gateway.inbox import InboxNotifier, InboxWriter
+from gateway.periodic import Periodic
 from gateway.policy.service import PolicyService
 from gateway.relay import OutboxRelay
 from gateway.storage.sqlite import (
@@ -44,7 +45,7 @@ from gateway.transport.base import Transport
 from gateway.transport.inprocess import InProcessTransport
 from gateway.transport.rabbitmq import RabbitMqTransport
 from gateway.transport.topology import Topology
-from gateway.undelivered import DeadLetterRecorder, ExpiryMonitor
+from gateway.undelivered import DeadLetterRecorder, expire_unacknowledged
 from gateway.validation import SchemaSet
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -98,8 +99,7 @@ def create_app(
         directory_ = Directory(SqliteDirectory(db))
         chosen_transport = transport or _transport_for(settings, directory_)
         relay: OutboxRelay | None = None
-        expiry: ExpiryMonitor | None = None
-        escalator: AlertEscalator | None = None
+        clocks: list[Periodic] = []
         audit_keys = AuditKeys(settings.audit_keys_dir, settings.audit_origin)
         audit_log = SqliteAuditLog(db, Pseudonymiser(pseudonym_key(settings.audit_keys_dir)))
         checkpointer = Checkpointer(
@@ -154,28 +154,33 @@ def create_app(
                 DeadLetterRecorder(message_store, audit_log, notifier, clock),
             )
             relay.start()
-            expiry = ExpiryMonitor(
-                message_store, audit_log, notifier,
-                ttl=timedelta(seconds=settings.expiry_s),
-                interval_s=settings.expiry_check_s,
-                clock=clock,
-            )
-            expiry.start()
-            escalator = AlertEscalator(
-                message_store, audit_log, notifier,
-                after=timedelta(seconds=settings.alert_escalation_s),
-                interval_s=settings.expiry_check_s,
-                clock=clock,
-            )
-            escalator.start()
+            # Unacknowledged messages expire (MESH-style); unacknowledged alerts escalate.
+            clocks = [
+                Periodic(
+                    "expiry",
+                    lambda: expire_unacknowledged(
+                        message_store, audit_log, notifier,
+                        timedelta(seconds=settings.expiry_s), clock(),
+                    ),
+                    settings.expiry_check_s,
+                ),
+                Periodic(
+                    "alert-escalation",
+                    lambda: escalate_alerts(
+                        message_store, audit_log, notifier,
+                        timedelta(seconds=settings.alert_escalation_s), clock(),
+                    ),
+                    settings.expiry_check_s,
+                ),
+            ]
+            for periodic in clocks:
+                periodic.start()
             yield
         finally:
             await checkpointer.stop()
             await policy.stop()
-            if escalator is not None:
-                await escalator.stop()
-            if expiry is not None:
-                await expiry.stop()
+            for periodic in clocks:
+                await periodic.stop()
             if relay is not None:
                 await relay.stop()
             await chosen_transport.close()
