@@ -143,9 +143,9 @@ class Checkpointer:
         hashes = await self._log.leaf_hashes(0, size)
         self._range = CompactRange()
         self._range.extend(hashes)
-        stored = await self._log.checkpoints()
-        if stored:
-            last_size, note = stored[-1]
+        latest = await self._log.checkpoint()
+        if latest:
+            last_size, note = latest
             signed = Checkpoint.from_text(parse_signed_note(note).text)
             if last_size > size or root(hashes[:last_size]) != signed.root_hash:
                 raise CheckpointMismatch(
@@ -166,12 +166,12 @@ class Checkpointer:
                              "new_key": successor.verifier_key()},
                 ))
             size = await self._log.size()
-            stored = await self._log.checkpoints()
-            last = stored[-1][0] if stored else 0
+            latest = await self._log.checkpoint()
+            last = latest[0] if latest else 0
             if size > self._range.size:
                 self._range.extend(await self._log.leaf_hashes(self._range.size, size))
             if size <= last and successor is None:
-                return stored[-1] if stored else None
+                return latest
             checkpoint = Checkpoint(self._keys.origin, size, self._range.root())
             signers = [self._keys.current, *([successor] if successor else [])]
             note = sign_checkpoint(checkpoint, signers)

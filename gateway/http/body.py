@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 from gateway.http.services import SERVICES
 from gateway.validation import parse_document
 
@@ -23,3 +24,35 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge(f"The body may be at most {settings.max_body_bytes} bytes.")
     raw = await request.read()
     return parse_document(raw, max_depth=settings.max_json_depth)
+
+
+MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER range
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def whole_number(raw: str, *, minimum: int = 0, maximum: int = MAX_INTEGER) -> int | None:
+    """ASCII digits within a range, or None: never ``int()`` on '²' or 5,000 digits."""
+    if not _DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if minimum <= value <= maximum else None
+
+
+def query_int(
+    request: web.Request,
+    name: str,
+    *,
+    default: int | None = None,
+    minimum: int = 0,
+    maximum: int = MAX_INTEGER,
+) -> int:
+    """A whole-number query parameter; required when it has no default."""
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise MalformedRequest(f"'{name}' is required.")
+        return default
+    value = whole_number(raw, minimum=minimum, maximum=maximum)
+    if value is None:
+        raise MalformedRequest(f"'{name}' must be a whole number from {minimum} to {maximum}.")
+    return value

@@ -201,6 +201,10 @@ class AuditRepository(ABC):
         """(size, signed note) of every checkpoint issued, oldest first."""
 
     @abstractmethod
+    async def checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
+        """The checkpoint of a size (the newest when None), if one was issued."""
+
+    @abstractmethod
     async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
         """Store a signed checkpoint; refuses one that does not grow the log."""
 

@@ -1151,8 +1151,11 @@ class SqliteAuditLog(AuditRepository):
         return await self._db.transaction(lambda conn: self.append(conn, event))
 
     async def size(self) -> int:
+        # Indices are contiguous from 0, so the largest (a primary-key look-up) gives the size.
         return await self._db.transaction(
-            lambda conn: int(conn.execute("SELECT COUNT(*) FROM audit_entries").fetchone()[0])
+            lambda conn: int(
+                conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entries").fetchone()[0]
+            )
         )
 
     async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
@@ -1174,6 +1177,18 @@ class SqliteAuditLog(AuditRepository):
                     "SELECT size, note FROM audit_checkpoints ORDER BY size"
                 )
             ]
+
+        return await self._db.transaction(read)
+
+    async def checkpoint(self, size: int | None = None) -> tuple[int, str] | None:
+        def read(conn: sqlite3.Connection) -> tuple[int, str] | None:
+            row = conn.execute(
+                "SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+                if size is None
+                else "SELECT size, note FROM audit_checkpoints WHERE size = ?",
+                () if size is None else (size,),
+            ).fetchone()
+            return (int(row[0]), str(row[1])) if row else None
 
         return await self._db.transaction(read)
 

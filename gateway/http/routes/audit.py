@@ -18,6 +18,7 @@ from aiohttp import web
 from gateway import access
 from gateway.audit import AuditAction, AuditEvent
 from gateway.errors import MalformedRequest, NotFound
+from gateway.http.body import query_int
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES, Services
@@ -37,29 +38,15 @@ def _auditor(request: web.Request) -> Principal:
     return principal
 
 
-def _int(request: web.Request, name: str, default: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise MalformedRequest(f"'{name}' is required.")
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise MalformedRequest(f"'{name}' must be a whole number.")
-    return int(raw)
-
-
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
 async def _latest(services: Services) -> tuple[int, str]:
-    stored = await services.audit.checkpoints()
-    if not stored:
-        issued = await services.checkpointer.integrate()
-        if issued is None:
-            raise NotFound("No checkpoint has been issued yet.")
-        return issued
-    return stored[-1]
+    latest = await services.audit.checkpoint() or await services.checkpointer.integrate()
+    if latest is None:
+        raise NotFound("No checkpoint has been issued yet.")
+    return latest
 
 
 @routes.get("/v1/audit/checkpoint")
@@ -89,10 +76,12 @@ async def keys(request: web.Request) -> web.Response:
 
 
 async def _checkpoint_of_size(services: Services, size: int) -> str:
-    for stored_size, note in await services.audit.checkpoints():
-        if stored_size == size:
-            return note
-    raise NotFound(f"No checkpoint of size {size} was issued; proofs are against signed sizes.")
+    found = await services.audit.checkpoint(size)
+    if found is None:
+        raise NotFound(
+            f"No checkpoint of size {size} was issued; proofs are against signed sizes."
+        )
+    return found[1]
 
 
 @routes.get("/v1/audit/proof/inclusion")
@@ -100,8 +89,8 @@ async def inclusion(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
     latest_size, _ = await _latest(services)
-    size = _int(request, "size", latest_size)
-    index = _int(request, "index")
+    size = query_int(request, "size", default=latest_size)
+    index = query_int(request, "index")
     note = await _checkpoint_of_size(services, size)
     if index >= size:
         raise MalformedRequest(f"Entry {index} is not in a tree of size {size}.")
@@ -118,7 +107,7 @@ async def inclusion(request: web.Request) -> web.Response:
 async def consistency(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
-    old, new = _int(request, "from"), _int(request, "to")
+    old, new = query_int(request, "from"), query_int(request, "to")
     if not 0 < old <= new:
         raise MalformedRequest("Ask for 0 < from <= to.")
     old_note = await _checkpoint_of_size(services, old)
@@ -136,8 +125,8 @@ async def consistency(request: web.Request) -> web.Response:
 async def entries(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
-    start = _int(request, "from", 0)
-    end = min(_int(request, "to", start + 100), start + MAX_ENTRIES_PAGE)
+    start = query_int(request, "from", default=0)
+    end = min(query_int(request, "to", default=start + 100), start + MAX_ENTRIES_PAGE)
     found = await services.audit.entries(start, end)
     await consulted(services, principal, "entries", start=start, end=start + len(found))
     return web.json_response(
@@ -158,8 +147,8 @@ async def export(request: web.Request) -> web.Response:
     if not stored:
         raise NotFound("No checkpoint has been issued yet.")
     head = stored[-1][0]
-    start = _int(request, "from", 0)
-    end = _int(request, "to", head)
+    start = query_int(request, "from", default=0)
+    end = query_int(request, "to", default=head)
     if not 0 <= start < end <= head:
         raise MalformedRequest(f"Ask for 0 <= from < to <= {head} (the newest checkpoint).")
     await services.audit.record(AuditEvent(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from typing import Any
 
 import structlog
@@ -13,6 +12,7 @@ from aiohttp import web
 
 from gateway import access
 from gateway.errors import AccessDenied, MalformedRequest
+from gateway.http.body import query_int, whole_number
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
@@ -25,8 +25,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 KEEPALIVE_S = 15.0
-MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range
-_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 def item_view(item: InboxItem) -> dict[str, Any]:
@@ -50,19 +48,10 @@ def _inbox_owner(request: web.Request) -> Principal:
     return principal
 
 
-def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= maximum:
-        raise MalformedRequest(f"'{name}' must be a whole number from 1 to {maximum}.")
-    return int(raw)
-
-
 @routes.get("/v1/inbox")
 async def list_inbox(request: web.Request) -> web.Response:
     principal = _inbox_owner(request)
-    limit = _int_query(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+    limit = query_int(request, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     services = request.app[SERVICES]
     items = await services.messages.inbox(principal.org.code, limit)
     await consulted(
@@ -141,6 +130,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 def _last_event_id(request: web.Request) -> int:
     raw = request.headers.get("Last-Event-ID", "0").strip() or "0"
-    if not _DIGITS.fullmatch(raw) or int(raw) > MAX_SEQ:
+    value = whole_number(raw)
+    if value is None:
         raise MalformedRequest("Last-Event-ID must be the id of an event this stream sent.")
-    return int(raw)
+    return value
