@@ -2,12 +2,13 @@
 
 An alert reaches the receiving organisation's live stream at once; one not acknowledged
 within ``DIPGW_ALERT_ESCALATION_SECONDS`` (default 24 h) is escalated: its history says
-so for the sender to see, the audit log records it, and the recipient's open streams are
-woken so a SPOC console can re-alert.
+so for the sender to see, the audit log records it, the recipient's open streams are
+woken so a SPOC console can re-alert, and the SPOC is e-mailed when notices are on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
@@ -26,16 +27,24 @@ async def escalate_alerts(
     notifier: InboxNotifier,
     after: timedelta,
     now: datetime,
+    *,
+    notice_to: Callable[[str, str], str | None] = lambda _recipient, _type: None,
+    on_notice_owed: Callable[[], None] = lambda: None,
 ) -> int:
-    """Escalate, once, every alert still unacknowledged ``after`` its delivery."""
+    """Escalate, once, every alert still unacknowledged ``after`` its delivery; the SPOC is
+    owed an escalation e-mail where ``notice_to`` gives an address."""
+    alert = MessageType.DISENGAGEMENT_ALERT.value
     escalated = await messages.escalate_unacknowledged(
-        MessageType.DISENGAGEMENT_ALERT.value,
+        alert,
         now - after,
         f"not acknowledged within {after}",
         now,
         audit,
+        notice_to=lambda recipient: notice_to(recipient, alert),
     )
     for message_id, recipient, _ in escalated:
         notifier.notify(recipient)
         log.warning("alert_escalated", message_id=message_id, recipient=recipient)
+    if escalated:
+        on_notice_owed()
     return len(escalated)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.channels.email import SmtpSettings
+from gateway.channels.mesh import MeshSettings
 from gateway.errors import ConfigurationError
 
 _ENVIRONMENTS = ("development", "production")
@@ -38,6 +40,13 @@ class Settings:
     audit_origin: str = "dipgw.local/audit"
     audit_keys_dir_override: Path | None = None
     checkpoint_interval_s: float = 10.0
+    push_retry_base_s: float = 5.0
+    push_retry_cap_s: float = 600.0
+    mesh_ack_check_s: float = 60.0
+    public_url: str | None = None
+    delivery_key_file_override: Path | None = None
+    smtp: SmtpSettings | None = None
+    mesh: MeshSettings | None = None
 
     @property
     def is_production(self) -> bool:
@@ -51,6 +60,16 @@ class Settings:
     def audit_keys_dir(self) -> Path:
         """Signing and pseudonym keys: outside the database, ideally outside the data dir."""
         return self.audit_keys_dir_override or self.data_dir / "audit-keys"
+
+    @property
+    def delivery_key_file(self) -> Path:
+        """The gateway's own signing key for webhook pushes (0600, made on first start)."""
+        return self.delivery_key_file_override or self.data_dir / "delivery-key.jwk.json"
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach this gateway: the reference in e-mail notices."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def dev_keys_dir(self) -> Path:
@@ -92,9 +111,34 @@ class Settings:
             audit_keys_dir_override=(
                 Path(env["DIPGW_AUDIT_KEYS_DIR"]) if env.get("DIPGW_AUDIT_KEYS_DIR") else None
             ),
+            push_retry_base_s=_int(env, "DIPGW_PUSH_RETRY_BASE_SECONDS",
+                                   int(cls.push_retry_base_s)),
+            push_retry_cap_s=_int(env, "DIPGW_PUSH_RETRY_CAP_SECONDS", int(cls.push_retry_cap_s)),
+            public_url=env.get("DIPGW_PUBLIC_URL") or None,
+            delivery_key_file_override=(
+                Path(env["DIPGW_DELIVERY_KEY_FILE"]) if env.get("DIPGW_DELIVERY_KEY_FILE")
+                else None
+            ),
+            smtp=_smtp(env),
+            mesh=MeshSettings.from_env(env),
             # Demo organisations with generated keys must never appear in production.
             seed_demo_directory=environment != "production",
         )
+
+
+def _smtp(env: Mapping[str, str]) -> SmtpSettings | None:
+    """E-mail notices are sent only when ``DIPGW_SMTP_URL`` names a server."""
+    url = env.get("DIPGW_SMTP_URL")
+    if not url:
+        return None
+    try:
+        return SmtpSettings.from_url(
+            url,
+            env.get("DIPGW_SMTP_FROM", "dipgw@localhost"),
+            env.get("DIPGW_SMTP_CA_FILE") or None,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway import keys
-from gateway.model import Contact, Organisation, OrgKind
+from gateway.audit import AuditLog
+from gateway.model import ChannelSettings, Contact, Organisation, OrgKind
 from gateway.storage.base import DirectoryRepository
 
 DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
@@ -105,6 +106,15 @@ class Directory:
     async def save(self, organisations: list[Organisation], at: datetime) -> None:
         await self._repository.upsert(organisations, at)
         await self.refresh()
+
+    async def set_channel(
+        self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
+    ) -> Organisation:
+        await self._repository.set_channel(code, channel, actor, at, audit)
+        await self.refresh()
+        org = self.get(code)
+        assert org is not None  # set_channel raised NotFound otherwise
+        return org
 
     async def seed_demo(self, keys_dir: Path, at: datetime) -> None:
         """Add the demo organisations missing from the directory, each with a new dev key.

@@ -149,7 +149,8 @@ def plan(current: Sequence[Organisation], imported: Sequence[Organisation]) -> D
         if existing is None:
             added.append(org)
             continue
-        merged = replace(org, jwks=existing.jwks)  # keys stay as registered
+        # Keys and the delivery channel are not on the SPOC list: they stay as they are.
+        merged = replace(org, jwks=existing.jwks, delivery=existing.delivery)
         before, after = existing.public_view(), merged.public_view()
         diff = {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
                 if before.get(k) != after.get(k)}

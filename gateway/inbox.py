@@ -1,4 +1,10 @@
-"""Recipients' inboxes: idempotent delivery from the transport, and live notification."""
+"""Recipients' inboxes: idempotent delivery from the transport, and live notification.
+
+What the transport brings is delivered at once to an organisation that reads (pull) or
+consumes its own queue (AMQP); for one pushed to (webhook, MESH) a push is owed instead,
+and the dispatcher delivers it. Either way the transport's copy is settled only after the
+commit, so nothing is lost between the two.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway.audit import AuditLog
+from gateway.channels.choice import notice_address, push_target
+from gateway.directory import Directory
 from gateway.storage.base import MessageRepository
 from gateway.transport.base import Delivery
 
@@ -52,29 +60,65 @@ class InboxNotifier:
 
 
 class InboxWriter:
-    """The transport's delivery handler: commit to the inbox once, then notify."""
+    """The transport's delivery handler: commit to the inbox (or owe a push) once, then
+    notify."""
 
     def __init__(
         self,
         messages: MessageRepository,
         audit: AuditLog,
         notifier: InboxNotifier,
+        directory: Directory,
+        *,
+        on_dispatch_owed: Callable[[], None] = lambda: None,
+        notices: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._messages = messages
         self._audit = audit
         self._notifier = notifier
+        self._directory = directory
+        self._on_dispatch_owed = on_dispatch_owed
+        self._notices = notices
         self._clock = clock
 
     async def __call__(self, delivery: Delivery) -> None:
+        org = self._directory.get(delivery.recipient)
+        push = push_target(org)
+        if push is not None:
+            channel, target = push
+            owed = await self._messages.hold_for_push(
+                delivery.message_id, delivery.recipient, channel, target, self._clock()
+            )
+            if owed:
+                self._on_dispatch_owed()
+            log.info("push_owed" if owed else "redelivery_ignored",
+                     message_id=delivery.message_id, recipient=delivery.recipient,
+                     channel=channel)
+            return
+        await self.deliver(delivery.message_id, delivery.recipient, delivery.message_type)
+
+    def notice_to(self, recipient: str, message_type: str) -> str | None:
+        """The SPOC address owed an e-mail about this message, when notices are on."""
+        if not self._notices:
+            return None
+        return notice_address(self._directory.get(recipient), message_type)
+
+    async def deliver(
+        self, message_id: str, recipient: str, message_type: str, detail: str | None = None
+    ) -> None:
+        notice_to = self.notice_to(recipient, message_type)
         first = await self._messages.deliver(
-            delivery.message_id, delivery.recipient, self._clock(), self._audit
+            message_id, recipient, self._clock(), self._audit,
+            detail=detail, notice_to=notice_to,
         )
         if first:
-            self._notifier.notify(delivery.recipient)
+            self._notifier.notify(recipient)
+            if notice_to is not None:
+                self._on_dispatch_owed()
         log.info(
             "message_delivered" if first else "redelivery_ignored",
-            message_id=delivery.message_id,
-            message_type=delivery.message_type,
-            recipient=delivery.recipient,
+            message_id=message_id,
+            message_type=message_type,
+            recipient=recipient,
         )

@@ -51,8 +51,61 @@ class MessageStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     DEAD_LETTERED = "dead_lettered"
     EXPIRED = "expired"
-    # A note in the history, not a step: an alert waited too long for acknowledgement.
+    # Notes in the history, not steps: an alert waited too long for acknowledgement; a
+    # push channel's attempt failed (it is retried); the SPOC was sent an e-mail notice.
     ESCALATED = "escalated"
+    ATTEMPT_FAILED = "attempt_failed"
+    NOTIFIED = "notified"
+
+
+HISTORY_NOTES = frozenset(
+    {MessageStatus.ESCALATED, MessageStatus.ATTEMPT_FAILED, MessageStatus.NOTIFIED}
+)
+
+
+class DeliveryChannel(StrEnum):
+    """How messages held for an organisation reach it (chosen in the directory).
+
+    ``pull``: its systems read the inbox API and stream. ``amqp``: it consumes its own
+    RabbitMQ queue. ``webhook``: the gateway POSTs each message, signed, to its HTTPS
+    endpoint. ``mesh``: the gateway sends each message to its NHS MESH mailbox.
+    """
+
+    PULL = "pull"
+    AMQP = "amqp"
+    WEBHOOK = "webhook"
+    MESH = "mesh"
+
+
+PUSH_CHANNELS = frozenset({DeliveryChannel.WEBHOOK, DeliveryChannel.MESH})
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    """An organisation's channel and where it points; e-mail notices go to the SPOC's
+    secure address when ``email_notices`` is on."""
+
+    channel: DeliveryChannel = DeliveryChannel.PULL
+    webhook_url: str | None = None
+    mesh_mailbox: str | None = None
+    email_notices: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        view: dict[str, Any] = {"channel": self.channel.value, "email_notices": self.email_notices}
+        if self.webhook_url is not None:
+            view["webhook_url"] = self.webhook_url
+        if self.mesh_mailbox is not None:
+            view["mesh_mailbox"] = self.mesh_mailbox
+        return view
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ChannelSettings:
+        return cls(
+            channel=DeliveryChannel(raw.get("channel", DeliveryChannel.PULL.value)),
+            webhook_url=raw.get("webhook_url"),
+            mesh_mailbox=raw.get("mesh_mailbox"),
+            email_notices=bool(raw.get("email_notices", True)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +137,7 @@ class Organisation:
     jwks: tuple[Mapping[str, Any], ...] = ()
     # Local authorities / partnerships whose residents this CJIT serves (H 4.7.4).
     areas_served: tuple[str, ...] = ()
+    delivery: ChannelSettings = field(default_factory=lambda: ChannelSettings())
 
     def public_view(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -95,6 +149,7 @@ class Organisation:
         }
         if self.areas_served:
             view["areas_served"] = list(self.areas_served)
+        view["delivery"] = {"channel": self.delivery.channel.value}
         return view
 
 
@@ -232,7 +287,7 @@ def recipient_status(history: tuple[StatusEvent, ...], recipient: str) -> Messag
     for event in history:
         if event.recipient is None and event.status is MessageStatus.REFUSED:
             latest = MessageStatus.REFUSED
-        elif event.recipient == recipient and event.status is not MessageStatus.ESCALATED:
+        elif event.recipient == recipient and event.status not in HISTORY_NOTES:
             latest = event.status
     return latest
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from gateway.periodic import cancel
-from gateway.storage.base import MessageRepository
+from gateway.storage.base import MessageRepository, OutboxItem
 from gateway.transport.base import (
     PublishOutcome,
     Transport,
@@ -39,8 +39,11 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_wait_s: float = 0.5,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_confirmed: Callable[[Sequence[OutboxItem]], Awaitable[None]] | None = None,
     ) -> None:
         self._messages = messages
+        # Runs before the rows are marked published, so a crash repeats it, never skips it.
+        self._on_confirmed = on_confirmed
         self._transport = transport
         self._batch_size = batch_size
         self._idle_wait_s = idle_wait_s
@@ -87,6 +90,9 @@ class OutboxRelay:
                 (), tuple((item.outbox_id, f"{type(exc).__name__}: {exc}") for item in items)
             )
         if outcome.confirmed:
+            if self._on_confirmed is not None:
+                confirmed = set(outcome.confirmed)
+                await self._on_confirmed([i for i in items if i.outbox_id in confirmed])
             await self._messages.mark_published(outcome.confirmed, self._clock())
         if outcome.failed:
             attempts = {item.outbox_id: item.attempts for item in items}

@@ -9,12 +9,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from gateway import keys
 from gateway.alerts import escalate_alerts
 from gateway.audit import Pseudonymiser
 from gateway.auth import TokenRules, TokenVerifier
+from gateway.channels.amqp import QueueHandover
+from gateway.channels.dispatcher import Dispatcher
+from gateway.channels.email import EmailNotifier
+from gateway.channels.mesh import MeshMailbox
+from gateway.channels.mesh_channel import MeshSender, follow_mesh_acknowledgements
+from gateway.channels.notices import EmailNoticeSender
+from gateway.channels.outcome import ChannelSender
+from gateway.channels.webhook import WebhookSender
 from gateway.checkpoints import AuditKeys, Checkpointer, pseudonym_key
 from gateway.config import Settings
 from gateway.directory import Directory
@@ -55,15 +66,37 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _topology(settings: Settings) -> Topology:
+    return Topology(prefix=settings.amqp_prefix, delivery_limit=settings.delivery_limit)
+
+
 def _transport_for(settings: Settings, directory: Directory) -> Transport:
     if settings.amqp_url is None:
         return InProcessTransport()
     return RabbitMqTransport(
-        settings.amqp_url,
-        Topology(prefix=settings.amqp_prefix, delivery_limit=settings.delivery_limit),
-        directory.all,
-        prefetch=settings.amqp_prefetch,
+        settings.amqp_url, _topology(settings), directory.all, prefetch=settings.amqp_prefetch
     )
+
+
+def _delivery_key(path: Path) -> dict[str, Any]:
+    """The gateway's webhook signing key, made on first start and kept 0600."""
+    if not path.exists():
+        keys.write_private(path, keys.generate("EdDSA"))
+    return keys.read_private(path)
+
+
+def _senders(
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    delivery_key: dict[str, Any],
+    mesh: MeshMailbox | None,
+) -> dict[str, ChannelSender]:
+    senders: dict[str, ChannelSender] = {"webhook": WebhookSender(session, delivery_key)}
+    if settings.smtp is not None:
+        senders["email"] = EmailNoticeSender(EmailNotifier(settings.smtp), settings.base_url)
+    if mesh is not None:
+        senders["mesh"] = MeshSender(mesh)
+    return senders
 
 
 def create_app(
@@ -99,7 +132,10 @@ def create_app(
         directory_ = Directory(SqliteDirectory(db))
         chosen_transport = transport or _transport_for(settings, directory_)
         relay: OutboxRelay | None = None
+        dispatcher: Dispatcher | None = None
         clocks: list[Periodic] = []
+        push_session = aiohttp.ClientSession()
+        mesh = MeshMailbox(settings.mesh) if settings.mesh is not None else None
         audit_keys = AuditKeys(settings.audit_keys_dir, settings.audit_origin)
         audit_log = SqliteAuditLog(db, Pseudonymiser(pseudonym_key(settings.audit_keys_dir)))
         checkpointer = Checkpointer(
@@ -117,9 +153,23 @@ def create_app(
             await policy.start()
             message_store = SqliteMessages(db)
             notifier = InboxNotifier()
+            delivery_key = _delivery_key(settings.delivery_key_file)
+            senders = _senders(settings, push_session, delivery_key, mesh)
+            dispatcher = Dispatcher(
+                message_store, audit_log, senders, directory_, notifier,
+                retry_base_s=settings.push_retry_base_s, retry_cap_s=settings.push_retry_cap_s,
+                clock=clock,
+            )
+            writer = InboxWriter(
+                message_store, audit_log, notifier, directory_,
+                on_dispatch_owed=dispatcher.wake, notices=dispatcher.notices_enabled(),
+                clock=clock,
+            )
             relay = OutboxRelay(
                 message_store, chosen_transport, idle_wait_s=settings.relay_interval_s,
                 clock=clock,
+                on_confirmed=QueueHandover(writer, directory_, _topology(settings).queue)
+                if isinstance(chosen_transport, RabbitMqTransport) else None,
             )
             app[SERVICES] = Services(
                 settings=settings,
@@ -148,12 +198,13 @@ def create_app(
                 checkpointer=checkpointer,
                 audit_keys=audit_keys,
                 clock=clock,
+                delivery_key_public=keys.public_jwk(delivery_key),
             )
             await chosen_transport.start(
-                InboxWriter(message_store, audit_log, notifier, clock),
-                DeadLetterRecorder(message_store, audit_log, notifier, clock),
+                writer, DeadLetterRecorder(message_store, audit_log, notifier, clock)
             )
             relay.start()
+            dispatcher.start()
             # Unacknowledged messages expire (MESH-style); unacknowledged alerts escalate.
             clocks = [
                 Periodic(
@@ -169,10 +220,17 @@ def create_app(
                     lambda: escalate_alerts(
                         message_store, audit_log, notifier,
                         timedelta(seconds=settings.alert_escalation_s), clock(),
+                        notice_to=writer.notice_to, on_notice_owed=dispatcher.wake,
                     ),
                     settings.expiry_check_s,
                 ),
             ]
+            if mesh is not None:
+                clocks.append(Periodic(
+                    "mesh-acknowledgements",
+                    lambda: follow_mesh_acknowledgements(message_store, audit_log, mesh, clock),
+                    settings.mesh_ack_check_s,
+                ))
             for periodic in clocks:
                 periodic.start()
             yield
@@ -183,6 +241,11 @@ def create_app(
                 await periodic.stop()
             if relay is not None:
                 await relay.stop()
+            if dispatcher is not None:
+                await dispatcher.stop()
+            await push_session.close()
+            if mesh is not None:
+                await mesh.close()
             await chosen_transport.close()
             await db.close()
 

@@ -50,6 +50,10 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
+_CODE_PARAMETER = {"name": "code", "in": "path", "required": True,
+                   "schema": {"type": "string"}}
+
+
 def _operation(
     summary: str,
     responses: dict[str, Any],
@@ -198,6 +202,31 @@ def document() -> dict[str, Any]:
                 {"200": _json("Added, changed, unchanged, not in file"), "422": _PROBLEM},
                 body={"type": "object", "required": ["csv"],
                       "properties": {"csv": {"type": "string"}, "apply": {"type": "boolean"}}},
+            )},
+            "/v1/directory/{code}/delivery": {
+                "get": _operation(
+                    "An organisation's delivery channel (IG lead, or the organisation)",
+                    {"200": _json("channel, webhook_url, mesh_mailbox, email_notices"),
+                     "403": _PROBLEM, "404": _PROBLEM},
+                    parameters=[_CODE_PARAMETER],
+                ),
+                "put": _operation(
+                    "Choose an organisation's delivery channel (IG lead; audited)",
+                    {"200": _json("The channel now in force"), "404": _PROBLEM,
+                     "422": _PROBLEM},
+                    parameters=[_CODE_PARAMETER],
+                    body={"type": "object", "required": ["channel"],
+                          "additionalProperties": False,
+                          "properties": {
+                              "channel": {"enum": ["pull", "amqp", "webhook", "mesh"]},
+                              "webhook_url": {"type": "string", "format": "uri"},
+                              "mesh_mailbox": {"type": "string"},
+                              "email_notices": {"type": "boolean"}}},
+                ),
+            },
+            "/v1/delivery/keys": {"get": _operation(
+                "The gateway's public keys that signed webhook pushes verify with (JWKS)",
+                {"200": _json("{keys: [JWK]}")},
             )},
             "/v1/schemas": {"get": _operation(
                 "The message schemas", {"200": _json("Schema ids by type")})},

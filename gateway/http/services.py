@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -38,6 +39,7 @@ class Services:
     checkpointer: Checkpointer
     audit_keys: AuditKeys
     clock: Callable[[], datetime]
+    delivery_key_public: Mapping[str, Any]
 
 
 SERVICES = web.AppKey("services", Services)

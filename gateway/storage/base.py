@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from gateway.audit import AuditEvent, AuditLog
 from gateway.consent import ConsentRecord, SubjectKeys
 from gateway.model import (
+    ChannelSettings,
     Decision,
     Envelope,
     MessageStatus,
@@ -80,6 +82,41 @@ class OutboxItem:
     attempts: int
 
 
+class DispatchPurpose(StrEnum):
+    """Why the gateway pushes something out itself rather than waiting to be read."""
+
+    DELIVERY = "delivery"  # the message, over the recipient's webhook or MESH channel
+    NOTICE = "notice"  # an e-mail to the SPOC: an alert has arrived
+    ESCALATION_NOTICE = "escalation_notice"  # an e-mail to the SPOC: still unacknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """One push the gateway owes a recipient, retried until it succeeds or the share ends."""
+
+    dispatch_id: int
+    message_id: str
+    recipient: str
+    message_type: str
+    channel: str
+    purpose: DispatchPurpose
+    target: str
+    attempts: int
+    created_at: datetime
+    payload: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReceipt:
+    """A push the recipient's own system holds, whose acknowledgement we wait to see."""
+
+    dispatch_id: int
+    message_id: str
+    recipient: str
+    target: str
+    external_ref: str
+
+
 @dataclass(frozen=True, slots=True)
 class InboxItem:
     seq: int
@@ -103,7 +140,14 @@ class DirectoryRepository(ABC):
     async def all(self) -> list[Organisation]: ...
 
     @abstractmethod
-    async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None: ...
+    async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None:
+        """Add or update organisations; an existing one keeps its delivery channel."""
+
+    @abstractmethod
+    async def set_channel(
+        self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        """Choose an organisation's delivery channel, audited."""
 
 
 class ConsentRepository(ABC):
@@ -250,9 +294,57 @@ class MessageRepository(ABC):
 
     @abstractmethod
     async def deliver(
-        self, message_id: str, recipient: str, at: datetime, audit: AuditLog
+        self,
+        message_id: str,
+        recipient: str,
+        at: datetime,
+        audit: AuditLog,
+        *,
+        detail: str | None = None,
+        notice_to: str | None = None,
     ) -> bool:
-        """Put the message in the recipient's inbox; False if it already was (a redelivery)."""
+        """Put the message in the recipient's inbox; False if it already was (a redelivery).
+
+        ``notice_to``: the SPOC's secure address, to owe an e-mail notice in the same
+        transaction, so a crash cannot deliver an alert without its notice.
+        """
+
+    @abstractmethod
+    async def hold_for_push(
+        self, message_id: str, recipient: str, channel: str, target: str, at: datetime
+    ) -> bool:
+        """Owe the recipient a push of this message; False if it already was owed."""
+
+    @abstractmethod
+    async def due_dispatches(self, now: datetime, limit: int) -> list[Dispatch]: ...
+
+    @abstractmethod
+    async def dispatch_succeeded(
+        self,
+        dispatch: Dispatch,
+        at: datetime,
+        audit: AuditLog,
+        detail: str,
+        external_ref: str | None = None,
+        notice_to: str | None = None,
+    ) -> None:
+        """Close a push; a delivery push puts the message in the inbox (delivered)."""
+
+    @abstractmethod
+    async def dispatch_failed(
+        self, dispatch: Dispatch, retry_at: datetime, detail: str, at: datetime
+    ) -> None:
+        """Record a failed attempt in the status history; it is retried at ``retry_at``."""
+
+    @abstractmethod
+    async def awaiting_remote_ack(self, channel: str, limit: int) -> list[RemoteReceipt]:
+        """Pushes delivered over ``channel`` whose recipient has not acknowledged yet."""
+
+    @abstractmethod
+    async def remote_acknowledged(
+        self, receipt: RemoteReceipt, actor: str, detail: str, at: datetime, audit: AuditLog
+    ) -> None:
+        """The recipient acknowledged in its own system (e.g. MESH): acknowledge the share."""
 
     @abstractmethod
     async def close_delivery(
@@ -274,10 +366,11 @@ class MessageRepository(ABC):
     @abstractmethod
     async def escalate_unacknowledged(
         self, message_type: str, delivered_before: datetime, detail: str, at: datetime,
-        audit: AuditLog,
+        audit: AuditLog, notice_to: Callable[[str], str | None] = lambda _: None,
     ) -> list[tuple[str, str, str]]:
         """Mark, once, every delivered share of a type still unacknowledged since before a
-        time as escalated; returns (message id, recipient, sender) of each."""
+        time as escalated; returns (message id, recipient, sender) of each. An escalation
+        e-mail is owed, in the same transaction, to ``notice_to(recipient)`` if any."""
 
     @abstractmethod
     async def unacknowledged_before(
@@ -291,5 +384,6 @@ class MessageRepository(ABC):
 
     @abstractmethod
     async def acknowledge(
-        self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog
+        self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
+        detail: str | None = None,
     ) -> Acknowledgement: ...

@@ -25,6 +25,7 @@ from gateway.audit import AuditAction, AuditEvent, AuditLog, Pseudonymiser, entr
 from gateway.consent import ConsentRecord, SubjectKeys, record_from_json, record_to_json
 from gateway.errors import IdempotencyConflict, NotFound
 from gateway.model import (
+    ChannelSettings,
     Consent,
     Contact,
     Decision,
@@ -39,6 +40,8 @@ from gateway.storage.base import (
     AuditRepository,
     ConsentRepository,
     DirectoryRepository,
+    Dispatch,
+    DispatchPurpose,
     InboxItem,
     MessageRecord,
     MessageRepository,
@@ -47,6 +50,7 @@ from gateway.storage.base import (
     PolicyVersionRepository,
     Receipt,
     RecordedShare,
+    RemoteReceipt,
     Submission,
     TokenLedger,
 )
@@ -180,6 +184,29 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
     """
     ALTER TABLE deliveries ADD COLUMN resolved_by TEXT;
+    """,
+    """
+    ALTER TABLE organisations ADD COLUMN delivery_json TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE dispatches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        target TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        done_at TEXT,
+        external_ref TEXT,
+        acknowledged_at TEXT,
+        UNIQUE (message_id, recipient, purpose),
+        FOREIGN KEY (message_id, recipient) REFERENCES deliveries(message_id, recipient)
+    );
+    CREATE INDEX dispatches_due ON dispatches(next_attempt_at) WHERE done_at IS NULL;
+    CREATE INDEX dispatches_awaiting_ack ON dispatches(channel)
+        WHERE done_at IS NOT NULL AND acknowledged_at IS NULL AND external_ref IS NOT NULL;
     """,
 )
 
@@ -323,8 +350,8 @@ class SqliteDirectory(DirectoryRepository):
     async def all(self) -> list[Organisation]:
         def read(conn: sqlite3.Connection) -> list[Organisation]:
             rows = conn.execute(
-                "SELECT code, kind, name, area, spoc_json, jwks_json, areas_served_json "
-                "FROM organisations "
+                "SELECT code, kind, name, area, spoc_json, jwks_json, areas_served_json, "
+                "delivery_json FROM organisations "
                 "ORDER BY code"
             ).fetchall()
             return [
@@ -336,8 +363,9 @@ class SqliteDirectory(DirectoryRepository):
                     spoc=Contact(**json.loads(spoc)),
                     jwks=tuple(json.loads(jwks)),
                     areas_served=tuple(json.loads(served)),
+                    delivery=ChannelSettings.from_dict(json.loads(delivery)),
                 )
-                for code, kind, name, area, spoc, jwks, served in rows
+                for code, kind, name, area, spoc, jwks, served, delivery in rows
             ]
 
         return await self._db.transaction(read)
@@ -346,7 +374,8 @@ class SqliteDirectory(DirectoryRepository):
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 "INSERT INTO organisations (code, kind, name, area, spoc_json, jwks_json, "
-                "updated_at, areas_served_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "updated_at, areas_served_json, delivery_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(code) DO UPDATE SET "
                 "kind=excluded.kind, name=excluded.name, area=excluded.area, "
                 "spoc_json=excluded.spoc_json, jwks_json=excluded.jwks_json, "
@@ -361,10 +390,28 @@ class SqliteDirectory(DirectoryRepository):
                         _json(list(org.jwks)),
                         _ts(at),
                         _json(list(org.areas_served)),
+                        _json(org.delivery.as_dict()),
                     )
                     for org in organisations
                 ],
             )
+
+        await self._db.transaction(write)
+
+    async def set_channel(
+        self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            updated = conn.execute(
+                "UPDATE organisations SET delivery_json = ?, updated_at = ? WHERE code = ?",
+                (_json(channel.as_dict()), _ts(at), code),
+            ).rowcount
+            if not updated:
+                raise NotFound(f"There is no organisation {code}.")
+            audit.append(conn, AuditEvent(
+                action=AuditAction.DIRECTORY_UPDATED, at=at, actor=actor,
+                details={"delivery_channel": {code: channel.as_dict()}},
+            ))
 
         await self._db.transaction(write)
 
@@ -606,45 +653,128 @@ class SqliteMessages(MessageRepository):
 
         await self._db.transaction(write)
 
-    async def deliver(self, message_id: str, recipient: str, at: datetime, audit: AuditLog) -> bool:
+    async def deliver(
+        self,
+        message_id: str,
+        recipient: str,
+        at: datetime,
+        audit: AuditLog,
+        *,
+        detail: str | None = None,
+        notice_to: str | None = None,
+    ) -> bool:
+        return await self._db.transaction(
+            lambda conn: _deliver(conn, message_id, recipient, at, audit, detail, notice_to)
+        )
+
+    async def hold_for_push(
+        self, message_id: str, recipient: str, channel: str, target: str, at: datetime
+    ) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(
-                "SELECT m.type, m.subject_pnc, m.subject_name_dob, d.decision_json "
-                "FROM deliveries d JOIN messages m USING (message_id) "
-                "WHERE d.message_id = ? AND d.recipient = ? AND d.permitted = 1",
+            _permitted_share(conn, message_id, recipient)
+            if conn.execute(
+                "SELECT 1 FROM inbox WHERE message_id = ? AND recipient = ?",
                 (message_id, recipient),
-            ).fetchone()
-            if row is None:
-                # Fail closed: nothing reaches an inbox without a permitting decision.
-                raise NotFound(f"no permitted delivery of {message_id} to {recipient}")
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO inbox (message_id, recipient, delivered_at) "
-                "VALUES (?, ?, ?)",
-                (message_id, recipient, _ts(at)),
+            ).fetchone():
+                return False  # already delivered or closed: a late copy from the transport
+            return _owe_dispatch(
+                conn, message_id, recipient, channel, DispatchPurpose.DELIVERY, target, at
             )
-            if cursor.rowcount == 0:
-                return False
-            conn.execute(
-                "INSERT INTO status_events (message_id, recipient, status, at) "
-                "VALUES (?, ?, ?, ?)",
-                (message_id, recipient, MessageStatus.DELIVERED.value, _ts(at)),
-            )
-            audit.append(
-                conn,
-                AuditEvent(
-                    action=AuditAction.MESSAGE_DELIVERED,
-                    at=at,
-                    actor="gateway",
-                    message_id=message_id,
-                    message_type=row[0],
-                    recipients=(recipient,),
-                    subject=SubjectKeys(pnc=row[1], name_dob=row[2]),
-                    details={"decision": _audited_decision(_decision_from_json(row[3]))},
-                ),
-            )
-            return True
 
         return await self._db.transaction(write)
+
+    async def due_dispatches(self, now: datetime, limit: int) -> list[Dispatch]:
+        def read(conn: sqlite3.Connection) -> list[Dispatch]:
+            rows = conn.execute(
+                "SELECT x.id, x.message_id, x.recipient, m.type, x.channel, x.purpose, "
+                "x.target, x.attempts, x.created_at, d.payload_json FROM dispatches x "
+                "JOIN messages m ON m.message_id = x.message_id "
+                "JOIN deliveries d ON d.message_id = x.message_id AND d.recipient = x.recipient "
+                "WHERE x.done_at IS NULL AND x.next_attempt_at <= ? "
+                "ORDER BY x.next_attempt_at LIMIT ?",
+                (_ts(now), limit),
+            ).fetchall()
+            return [
+                Dispatch(
+                    dispatch_id=did, message_id=mid, recipient=recipient, message_type=mtype,
+                    channel=channel, purpose=DispatchPurpose(purpose), target=target,
+                    attempts=attempts, created_at=_dt(created),
+                    payload=payload.encode("utf-8")
+                    if purpose == DispatchPurpose.DELIVERY and payload is not None else None,
+                )
+                for did, mid, recipient, mtype, channel, purpose, target, attempts, created,
+                payload in rows
+            ]
+
+        return await self._db.transaction(read)
+
+    async def dispatch_succeeded(
+        self,
+        dispatch: Dispatch,
+        at: datetime,
+        audit: AuditLog,
+        detail: str,
+        external_ref: str | None = None,
+        notice_to: str | None = None,
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            done = conn.execute(
+                "UPDATE dispatches SET done_at = ?, attempts = attempts + 1, external_ref = ?, "
+                "last_error = NULL WHERE id = ? AND done_at IS NULL",
+                (_ts(at), external_ref, dispatch.dispatch_id),
+            ).rowcount
+            if not done:
+                return
+            if dispatch.purpose is DispatchPurpose.DELIVERY:
+                _deliver(conn, dispatch.message_id, dispatch.recipient, at, audit, detail,
+                         notice_to)
+            else:
+                _note(conn, dispatch.message_id, dispatch.recipient, MessageStatus.NOTIFIED,
+                      at, detail)
+
+        await self._db.transaction(write)
+
+    async def dispatch_failed(
+        self, dispatch: Dispatch, retry_at: datetime, detail: str, at: datetime
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            updated = conn.execute(
+                "UPDATE dispatches SET attempts = attempts + 1, next_attempt_at = ?, "
+                "last_error = ? WHERE id = ? AND done_at IS NULL",
+                (_ts(retry_at), detail[:500], dispatch.dispatch_id),
+            ).rowcount
+            if updated:
+                _note(conn, dispatch.message_id, dispatch.recipient,
+                      MessageStatus.ATTEMPT_FAILED, at, detail[:500])
+
+        await self._db.transaction(write)
+
+    async def awaiting_remote_ack(self, channel: str, limit: int) -> list[RemoteReceipt]:
+        def read(conn: sqlite3.Connection) -> list[RemoteReceipt]:
+            rows = conn.execute(
+                "SELECT x.id, x.message_id, x.recipient, x.target, x.external_ref "
+                "FROM dispatches x JOIN inbox i "
+                "ON i.message_id = x.message_id AND i.recipient = x.recipient "
+                "WHERE x.channel = ? AND x.done_at IS NOT NULL AND x.acknowledged_at IS NULL "
+                "AND x.external_ref IS NOT NULL AND i.acknowledged_at IS NULL "
+                "AND i.closed_at IS NULL ORDER BY x.done_at LIMIT ?",
+                (channel, limit),
+            ).fetchall()
+            return [RemoteReceipt(*row) for row in rows]
+
+        return await self._db.transaction(read)
+
+    async def remote_acknowledged(
+        self, receipt: RemoteReceipt, actor: str, detail: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE dispatches SET acknowledged_at = ? WHERE id = ?",
+                (_ts(at), receipt.dispatch_id),
+            )
+            _acknowledge(conn, receipt.message_id, receipt.recipient, actor, at, audit, detail)
+
+        await self._db.transaction(write)
 
     async def close_delivery(
         self,
@@ -661,7 +791,7 @@ class SqliteMessages(MessageRepository):
 
     async def escalate_unacknowledged(
         self, message_type: str, delivered_before: datetime, detail: str, at: datetime,
-        audit: AuditLog,
+        audit: AuditLog, notice_to: Callable[[str], str | None] = lambda _: None,
     ) -> list[tuple[str, str, str]]:
         def write(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
             rows = conn.execute(
@@ -685,6 +815,10 @@ class SqliteMessages(MessageRepository):
                     recipients=(recipient,), subject=SubjectKeys(pnc=pnc, name_dob=name_dob),
                     details={"detail": detail},
                 ))
+                address = notice_to(recipient)
+                if address is not None:
+                    _owe_dispatch(conn, message_id, recipient, "email",
+                                  DispatchPurpose.ESCALATION_NOTICE, address, at)
             return [(m, r, sender) for m, r, sender, _, _ in rows]
 
         return await self._db.transaction(write)
@@ -734,46 +868,156 @@ class SqliteMessages(MessageRepository):
         return await self._db.transaction(read)
 
     async def acknowledge(
-        self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog
+        self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
+        detail: str | None = None,
     ) -> Acknowledgement:
-        def write(conn: sqlite3.Connection) -> Acknowledgement:
-            row = conn.execute(
-                "SELECT i.acknowledged_at, m.type, i.closed_reason, m.subject_pnc, "
-                "m.subject_name_dob FROM inbox i JOIN messages m USING (message_id) "
-                "WHERE i.message_id = ? AND i.recipient = ?",
-                (message_id, recipient),
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"Message {message_id} is not in {recipient}'s inbox.")
-            if row[2] is not None:
-                raise NotFound(f"Message {message_id} was {row[2]} and left the inbox.")
-            if row[0] is not None:
-                return Acknowledgement(message_id, _dt(row[0]), first_time=False)
-            conn.execute(
-                "UPDATE inbox SET acknowledged_at = ?, acknowledged_by = ? "
-                "WHERE message_id = ? AND recipient = ?",
-                (_ts(at), actor, message_id, recipient),
-            )
-            conn.execute(
-                "INSERT INTO status_events (message_id, recipient, status, at) "
-                "VALUES (?, ?, ?, ?)",
-                (message_id, recipient, MessageStatus.ACKNOWLEDGED.value, _ts(at)),
-            )
-            audit.append(
-                conn,
-                AuditEvent(
-                    action=AuditAction.MESSAGE_ACKNOWLEDGED,
-                    at=at,
-                    actor=actor,
-                    message_id=message_id,
-                    message_type=row[1],
-                    recipients=(recipient,),
-                    subject=SubjectKeys(pnc=row[3], name_dob=row[4]),
-                ),
-            )
-            return Acknowledgement(message_id, at, first_time=True)
+        return await self._db.transaction(
+            lambda conn: _acknowledge(conn, message_id, recipient, actor, at, audit, detail)
+        )
 
-        return await self._db.transaction(write)
+
+def _acknowledge(
+    conn: sqlite3.Connection,
+    message_id: str,
+    recipient: str,
+    actor: str,
+    at: datetime,
+    audit: AuditLog,
+    detail: str | None,
+) -> Acknowledgement:
+    row = conn.execute(
+        "SELECT i.acknowledged_at, m.type, i.closed_reason, m.subject_pnc, "
+        "m.subject_name_dob FROM inbox i JOIN messages m USING (message_id) "
+        "WHERE i.message_id = ? AND i.recipient = ?",
+        (message_id, recipient),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"Message {message_id} is not in {recipient}'s inbox.")
+    if row[2] is not None:
+        raise NotFound(f"Message {message_id} was {row[2]} and left the inbox.")
+    if row[0] is not None:
+        return Acknowledgement(message_id, _dt(row[0]), first_time=False)
+    conn.execute(
+        "UPDATE inbox SET acknowledged_at = ?, acknowledged_by = ? "
+        "WHERE message_id = ? AND recipient = ?",
+        (_ts(at), actor, message_id, recipient),
+    )
+    conn.execute(
+        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (message_id, recipient, MessageStatus.ACKNOWLEDGED.value, _ts(at), detail),
+    )
+    # A notice not yet e-mailed has nothing left to ask for.
+    conn.execute(
+        "UPDATE dispatches SET done_at = ?, last_error = 'acknowledged before it was sent' "
+        "WHERE message_id = ? AND recipient = ? AND purpose != ? AND done_at IS NULL",
+        (_ts(at), message_id, recipient, DispatchPurpose.DELIVERY.value),
+    )
+    audit.append(
+        conn,
+        AuditEvent(
+            action=AuditAction.MESSAGE_ACKNOWLEDGED,
+            at=at,
+            actor=actor,
+            message_id=message_id,
+            message_type=row[1],
+            recipients=(recipient,),
+            subject=SubjectKeys(pnc=row[3], name_dob=row[4]),
+            **({"details": {"detail": detail}} if detail else {}),
+        ),
+    )
+    return Acknowledgement(message_id, at, first_time=True)
+
+
+def _permitted_share(
+    conn: sqlite3.Connection, message_id: str, recipient: str
+) -> tuple[str, str | None, str | None, str]:
+    """(type, subject pnc, subject name-dob, decision) of a permitted share, else NotFound."""
+    row = conn.execute(
+        "SELECT m.type, m.subject_pnc, m.subject_name_dob, d.decision_json "
+        "FROM deliveries d JOIN messages m USING (message_id) "
+        "WHERE d.message_id = ? AND d.recipient = ? AND d.permitted = 1",
+        (message_id, recipient),
+    ).fetchone()
+    if row is None:
+        # Fail closed: nothing reaches an inbox without a permitting decision.
+        raise NotFound(f"no permitted delivery of {message_id} to {recipient}")
+    return row[0], row[1], row[2], row[3]
+
+
+def _deliver(
+    conn: sqlite3.Connection,
+    message_id: str,
+    recipient: str,
+    at: datetime,
+    audit: AuditLog,
+    detail: str | None,
+    notice_to: str | None,
+) -> bool:
+    message_type, pnc, name_dob, decision = _permitted_share(conn, message_id, recipient)
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO inbox (message_id, recipient, delivered_at) VALUES (?, ?, ?)",
+        (message_id, recipient, _ts(at)),
+    )
+    if cursor.rowcount == 0:
+        return False
+    conn.execute(
+        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (message_id, recipient, MessageStatus.DELIVERED.value, _ts(at), detail),
+    )
+    audit.append(
+        conn,
+        AuditEvent(
+            action=AuditAction.MESSAGE_DELIVERED,
+            at=at,
+            actor="gateway",
+            message_id=message_id,
+            message_type=message_type,
+            recipients=(recipient,),
+            subject=SubjectKeys(pnc=pnc, name_dob=name_dob),
+            details={
+                "decision": _audited_decision(_decision_from_json(decision)),
+                **({"channel": detail} if detail else {}),
+            },
+        ),
+    )
+    if notice_to is not None:
+        _owe_dispatch(conn, message_id, recipient, "email", DispatchPurpose.NOTICE,
+                      notice_to, at)
+    return True
+
+
+def _owe_dispatch(
+    conn: sqlite3.Connection,
+    message_id: str,
+    recipient: str,
+    channel: str,
+    purpose: DispatchPurpose,
+    target: str,
+    at: datetime,
+) -> bool:
+    stamp = _ts(at)
+    return bool(conn.execute(
+        "INSERT OR IGNORE INTO dispatches (message_id, recipient, channel, purpose, target, "
+        "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (message_id, recipient, channel, purpose.value, target, stamp, stamp),
+    ).rowcount)
+
+
+def _note(
+    conn: sqlite3.Connection,
+    message_id: str,
+    recipient: str,
+    status: MessageStatus,
+    at: datetime,
+    detail: str,
+) -> None:
+    conn.execute(
+        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (message_id, recipient, status.value, _ts(at), detail),
+    )
 
 
 _CLOSING_ACTIONS = {
@@ -831,6 +1075,11 @@ def _close_share(
     conn.execute(
         "UPDATE outbox SET published_at = COALESCE(published_at, ?), "
         "last_error = COALESCE(last_error, ?) WHERE message_id = ? AND recipient = ?",
+        (stamp, f"closed: {status.value}", message_id, recipient),
+    )
+    conn.execute(
+        "UPDATE dispatches SET done_at = ?, last_error = ? "
+        "WHERE message_id = ? AND recipient = ? AND done_at IS NULL",
         (stamp, f"closed: {status.value}", message_id, recipient),
     )
     conn.execute(

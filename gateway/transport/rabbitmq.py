@@ -4,8 +4,9 @@ Publishing: a channel with publisher confirms and ``on_return_raises``; every ou
 is published ``mandatory`` and counts as confirmed only on a ``Basic.Ack``. A batch is
 published concurrently, so many confirms are in flight at once.
 
-Consuming: one channel with a bounded prefetch consumes every organisation's queue and
-acks only after the inbox commit. A failed delivery is nacked and requeued; the quorum
+Consuming: one channel with a bounded prefetch consumes the queue of every organisation
+not on the AMQP channel (those consume their own, read at start-up) and acks only after
+the inbox commit. A failed delivery is nacked and requeued; the quorum
 queue counts it and dead-letters it after ``x-delivery-limit``. The dead-letter queues
 are consumed too, so a dead-lettered message is recorded and its sender told.
 
@@ -35,7 +36,7 @@ from aio_pika.abc import (
 )
 from pamqp.commands import Basic
 
-from gateway.model import Organisation
+from gateway.model import DeliveryChannel, Organisation
 from gateway.periodic import cancel
 from gateway.storage.base import OutboxItem
 from gateway.transport.base import (
@@ -162,7 +163,9 @@ class RabbitMqTransport:
                 arguments=self._topology.dead_letter_queue_arguments(),
             )
             await dead_letters.bind(dead_letter_exchange.name, f"{org.code}.#")
-            await queue.consume(self._on_message)
+            if org.delivery.channel is not DeliveryChannel.AMQP:
+                # An organisation on the AMQP channel consumes its own queue.
+                await queue.consume(self._on_message)
             await dead_letters.consume(self._on_dead_lettered)
         self._connection = connection
         self._publish_channel = publish_channel

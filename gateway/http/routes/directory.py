@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from gateway import access
 from gateway.audit import AuditAction, AuditEvent
+from gateway.channels.choice import parse_channel
 from gateway.directory_import import cjit_of_residence, parse_spoc_csv, plan
-from gateway.errors import MalformedRequest, NotFound
+from gateway.errors import AccessDenied, MalformedRequest, NotFound
 from gateway.http.body import read_json
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.model import Role
+from gateway.model import DeliveryChannel, Role
 from gateway.validation import ENVELOPE_SCHEMA
 
 routes = web.RouteTableDef()
@@ -62,6 +65,48 @@ async def import_spoc_list(request: web.Request) -> web.Response:
                      "changed": [o.code for o, _ in changes.changed]},
         ))
     return web.json_response({"applied": applied, **changes.as_dict()})
+
+
+@routes.get("/v1/directory/{code}/delivery")
+async def get_delivery_channel(request: web.Request) -> web.Response:
+    """An organisation's delivery channel in full: for its IG lead and its own systems."""
+    principal = principal_of(request)
+    code = request.match_info["code"]
+    if principal.role is not Role.IG_LEAD and principal.org.code != code:
+        raise AccessDenied("Only an IG lead or the organisation itself may see its channel.")
+    org = request.app[SERVICES].directory.get(code)
+    if org is None:
+        raise NotFound(f"There is no organisation {code}.")
+    return web.json_response({"code": code, **org.delivery.as_dict()})
+
+
+@routes.put("/v1/directory/{code}/delivery")
+async def set_delivery_channel(request: web.Request) -> web.Response:
+    """Choose how messages reach an organisation: pull, amqp, webhook or mesh (audited)."""
+    principal = principal_of(request)
+    access.require_role(principal, frozenset({Role.IG_LEAD}))
+    services = request.app[SERVICES]
+    code = request.match_info["code"]
+    if services.directory.get(code) is None:
+        raise NotFound(f"There is no organisation {code}.")
+    channel = parse_channel(
+        await read_json(request), production=services.settings.is_production
+    )
+    org = await services.directory.set_channel(
+        code, channel, f"{principal.org.code}/{principal.subject}", services.clock(),
+        services.audit,
+    )
+    answer: dict[str, Any] = {"code": code, **org.delivery.as_dict()}
+    if channel.channel is DeliveryChannel.AMQP:
+        answer["note"] = ("The gateway stops consuming this organisation's queue at its next "
+                          "start; until then messages also arrive in its inbox.")
+    return web.json_response(answer)
+
+
+@routes.get("/v1/delivery/keys")
+async def delivery_keys(request: web.Request) -> web.Response:
+    """The gateway's public key(s) that webhook pushes are signed with (a JWKS)."""
+    return web.json_response({"keys": [request.app[SERVICES].delivery_key_public]})
 
 
 @routes.get("/v1/schemas")

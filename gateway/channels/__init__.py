@@ -1,0 +1,1 @@
+"""Delivery channels: how a message the gateway holds for an organisation reaches it."""

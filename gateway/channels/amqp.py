@@ -1,0 +1,42 @@
+"""The AMQP channel: the organisation consumes its own RabbitMQ queue.
+
+The gateway does not consume that queue, so the broker's publish confirmation is the
+hand-over: the message is then durably in the organisation's own queue, and is recorded as
+delivered. Acknowledgement stays with the inbox API (``POST /v1/inbox/{id}/ack``), and the
+queue's dead-letter queue is still watched, so a message its consumer rejects is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from gateway.directory import Directory
+from gateway.inbox import InboxWriter
+from gateway.model import DeliveryChannel
+from gateway.storage.base import OutboxItem
+
+
+class QueueHandover:
+    """The relay's confirmation hook: confirmed rows for AMQP organisations are delivered."""
+
+    def __init__(
+        self, writer: InboxWriter, directory: Directory, queue_of: Callable[[str], str]
+    ) -> None:
+        self._writer = writer
+        self._directory = directory
+        self._queue_of = queue_of
+
+    async def __call__(self, items: Sequence[OutboxItem]) -> None:
+        direct = [item for item in items if self._consumes_directly(item.recipient)]
+        await asyncio.gather(*(
+            self._writer.deliver(
+                item.message_id, item.recipient, item.message_type,
+                detail=f"in the organisation's own queue {self._queue_of(item.recipient)}",
+            )
+            for item in direct
+        ))
+
+    def _consumes_directly(self, code: str) -> bool:
+        org = self._directory.get(code)
+        return org is not None and org.delivery.channel is DeliveryChannel.AMQP

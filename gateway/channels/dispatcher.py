@@ -1,0 +1,130 @@
+"""The dispatcher: makes the pushes the gateway owes (webhook and MESH deliveries, e-mail
+notices), retrying each with backoff until it lands or its share is closed (expired).
+
+Each owed push is a row written in the same transaction as the event that owed it, so a
+crash loses none; each attempt's failure is a note in the message's status history, and a
+delivery counts as delivered only when its channel reports success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from gateway.audit import AuditLog
+from gateway.channels.choice import notice_address
+from gateway.channels.outcome import ChannelSender, SendFailed
+from gateway.directory import Directory
+from gateway.inbox import InboxNotifier
+from gateway.periodic import cancel
+from gateway.relay import backoff_delay
+from gateway.storage.base import Dispatch, DispatchPurpose, MessageRepository
+
+log = structlog.get_logger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        messages: MessageRepository,
+        audit: AuditLog,
+        senders: Mapping[str, ChannelSender],
+        directory: Directory,
+        notifier: InboxNotifier,
+        *,
+        retry_base_s: float,
+        retry_cap_s: float,
+        batch_size: int = 50,
+        idle_wait_s: float = 1.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._messages = messages
+        self._audit = audit
+        self._senders = senders
+        self._directory = directory
+        self._notifier = notifier
+        self._retry_base_s = retry_base_s
+        self._retry_cap_s = retry_cap_s
+        self._batch_size = batch_size
+        self._idle_wait_s = idle_wait_s
+        self._clock = clock
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notices_enabled(self) -> bool:
+        return "email" in self._senders
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="dispatcher")
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                done = await self.drain_once()
+            except Exception:
+                log.exception("dispatcher_failed")
+                done = 0
+            if done == 0:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)
+
+    async def drain_once(self) -> int:
+        """Attempt every due push once; returns how many were attempted."""
+        due = await self._messages.due_dispatches(self._clock(), self._batch_size)
+        await asyncio.gather(*(self._attempt(dispatch) for dispatch in due))
+        return len(due)
+
+    async def _attempt(self, dispatch: Dispatch) -> None:
+        now = self._clock()
+        sender = self._senders.get(dispatch.channel)
+        try:
+            if sender is None:
+                raise SendFailed(
+                    f"{dispatch.channel} attempt {dispatch.attempts + 1}: the gateway has no "
+                    f"{dispatch.channel} account configured"
+                )
+            sent = await sender.send(dispatch, now)
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, SendFailed) else (
+                f"{dispatch.channel} attempt {dispatch.attempts + 1}: {type(exc).__name__}"
+            )
+            delay = backoff_delay(
+                dispatch.attempts, base_s=self._retry_base_s, cap_s=self._retry_cap_s
+            )
+            await self._messages.dispatch_failed(
+                dispatch, self._clock() + timedelta(seconds=delay), detail, self._clock()
+            )
+            log.warning(
+                "dispatch_failed", message_id=dispatch.message_id, recipient=dispatch.recipient,
+                channel=dispatch.channel, purpose=dispatch.purpose.value, detail=detail,
+                retry_in_s=delay,
+            )
+            return
+        notice_to = None
+        if dispatch.purpose is DispatchPurpose.DELIVERY and self.notices_enabled():
+            notice_to = notice_address(
+                self._directory.get(dispatch.recipient), dispatch.message_type
+            )
+        await self._messages.dispatch_succeeded(
+            dispatch, self._clock(), self._audit, sent.detail, sent.external_ref, notice_to
+        )
+        if dispatch.purpose is DispatchPurpose.DELIVERY:
+            self._notifier.notify(dispatch.recipient)
+        if notice_to is not None:
+            self.wake()
+        log.info(
+            "dispatched", message_id=dispatch.message_id, recipient=dispatch.recipient,
+            channel=dispatch.channel, purpose=dispatch.purpose.value,
+        )
