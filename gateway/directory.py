@@ -21,12 +21,14 @@ DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
     Organisation(
         "POL-SFK-IPS", OrgKind.POLICE,
         "Suffolk Constabulary — Ipswich Police Investigation Centre", "Suffolk",
-        Contact("Custody DIP SPOC", "01473 000 101", "dip.ipswich@police.example"),
+        Contact("Custody DIP SPOC", "01473 000 101", "dip.ipswich@police.example",
+                "dip.ipswich@police.secure.example"),
     ),
     Organisation(
         "POL-NFK-NOR", OrgKind.POLICE,
         "Norfolk Constabulary — Norwich Police Investigation Centre", "Norfolk",
-        Contact("Custody DIP SPOC", "01603 000 102", "dip.norwich@police.example"),
+        Contact("Custody DIP SPOC", "01603 000 102", "dip.norwich@police.example",
+                "dip.norwich@police.secure.example"),
     ),
     Organisation(
         "CJIT-SFK", OrgKind.CJIT, "Suffolk CJIT", "Suffolk",
@@ -58,7 +60,8 @@ DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
     ),
     Organisation(
         "PRB-EOE", OrgKind.PROBATION, "Probation Service — East of England", "East of England",
-        Contact("DRR duty officer", "01223 000 401", "drr@probation-eoe.example"),
+        Contact("DRR duty officer", "01223 000 401", "drr@probation-eoe.example",
+                "drr@probation-eoe.secure.example"),
     ),
     Organisation(
         "CRT-IPS-MC", OrgKind.COURT, "Suffolk Magistrates' Court, Ipswich", "Suffolk",
