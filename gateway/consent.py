@@ -80,6 +80,13 @@ class SubjectKeys:
         )
 
 
+def same_person(a: SubjectKeys, b: SubjectKeys) -> bool:
+    """By PNC ID when both have one, else by normalised name and date of birth."""
+    if a.pnc is not None and b.pnc is not None:
+        return a.pnc == b.pnc
+    return a.name_dob is not None and a.name_dob == b.name_dob
+
+
 @dataclass(frozen=True, slots=True)
 class ConsentRecord:
     id: str
@@ -103,9 +110,7 @@ class ConsentRecord:
         return ConsentStatus.INACTIVE if self.withdrawn_at else ConsentStatus.ACTIVE
 
     def matches(self, keys: SubjectKeys) -> bool:
-        if keys.pnc is not None and self.keys.pnc is not None:
-            return keys.pnc == self.keys.pnc
-        return keys.name_dob == self.keys.name_dob
+        return same_person(keys, self.keys)
 
     def state_for(self, recipient_kind: str, at: datetime) -> ConsentState | None:
         """This record's answer for a recipient kind, or None if it does not cover it."""

@@ -18,10 +18,11 @@ from gateway.audit import AuditLog
 from gateway.decision import combined
 from gateway.directory import Directory
 from gateway.errors import InvalidMessage, PolicyRefused, Violation
-from gateway.model import Decision, Envelope, Organisation, Principal
+from gateway.consent import SubjectKeys
+from gateway.model import Decision, Envelope, MessageType, Organisation, Principal
 from gateway.policy.service import PolicyService
 from gateway.redaction import redact
-from gateway.resolution import related_ids, resolve
+from gateway.resolution import Known, managing_cjit, related_ids, resolve
 from gateway.routing import resolve_recipients
 from gateway.storage.base import MessageRepository, PlannedDelivery, Receipt, Submission
 from gateway.validation import SchemaSet
@@ -81,8 +82,13 @@ class SubmissionService:
     async def _resolve(self, envelope: Envelope) -> tuple[Envelope, dict[str, str]]:
         """Address a message that names no recipient, recording how each was found."""
         body = envelope.document["body"]
-        related = await self._messages.senders_of(related_ids(envelope.type.value, body))
-        found = resolve(envelope.type.value, body, self._directory.all(), related)
+        organisations = self._directory.all()
+        known = Known(
+            senders=await self._messages.senders_of(related_ids(envelope.type.value, body)),
+            managing_cjit=await self._managing_cjit(envelope, organisations)
+            if envelope.type is MessageType.COURT_OUTCOME else None,
+        )
+        found = resolve(envelope.type.value, body, organisations, known)
         if not found:
             raise InvalidMessage([Violation(
                 "/to",
@@ -93,6 +99,13 @@ class SubmissionService:
             envelope.with_recipients(tuple(r.code for r in found)),
             {r.code: r.how for r in found},
         )
+
+    async def _managing_cjit(
+        self, envelope: Envelope, organisations: list[Organisation]
+    ) -> str | None:
+        subject = SubjectKeys.of(envelope.document["subject"])
+        history = await self._messages.about_person(subject, limit=50)
+        return managing_cjit(history, subject, organisations)
 
     async def submit(self, principal: Principal, document: Any) -> Receipt:
         assessment = await self.assess(principal, document)

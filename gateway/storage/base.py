@@ -71,6 +71,18 @@ class MessageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Involvement:
+    """An earlier accepted message about a person: who sent it, who was permitted it."""
+
+    message_type: str
+    sender: str
+    recipients: tuple[str, ...]
+    received_at: datetime
+    keys: SubjectKeys
+    direction: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A committed message waiting to be handed to the transport for one recipient."""
 
@@ -280,6 +292,11 @@ class MessageRepository(ABC):
     @abstractmethod
     async def senders_of(self, message_ids: Sequence[str]) -> dict[str, str]:
         """The sending organisation of each known message id."""
+
+    @abstractmethod
+    async def about_person(self, keys: SubjectKeys, limit: int) -> list[Involvement]:
+        """The newest accepted messages that may concern this person (same PNC ID, or same
+        name and date of birth), newest first; callers decide who is the same person."""
 
     @abstractmethod
     async def pending_outbox(self, limit: int, now: datetime) -> list[OutboxItem]: ...

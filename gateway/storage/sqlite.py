@@ -43,6 +43,7 @@ from gateway.storage.base import (
     Dispatch,
     DispatchPurpose,
     InboxItem,
+    Involvement,
     MessageRecord,
     MessageRepository,
     OutboxItem,
@@ -605,6 +606,30 @@ class SqliteMessages(MessageRepository):
                 ).fetchone()
                 if row is not None:
                     found[message_id] = row[0]
+            return found
+
+        return await self._db.transaction(read)
+
+    async def about_person(self, keys: SubjectKeys, limit: int) -> list[Involvement]:
+        def read(conn: sqlite3.Connection) -> list[Involvement]:
+            rows = conn.execute(
+                "SELECT m.message_id, m.type, m.sender, m.received_at, m.subject_pnc, "
+                "m.subject_name_dob, json_extract(m.document_json, '$.body.direction') "
+                "FROM messages m WHERE (m.subject_pnc = ? OR m.subject_name_dob = ?) "
+                "AND m.type != ? ORDER BY m.received_at DESC LIMIT ?",
+                (keys.pnc, keys.name_dob, REPORT_TYPE, limit),
+            ).fetchall()
+            found = []
+            for mid, mtype, sender, received, pnc, name_dob, direction in rows:
+                recipients = tuple(r for (r,) in conn.execute(
+                    "SELECT recipient FROM deliveries WHERE message_id = ? AND permitted = 1 "
+                    "ORDER BY position", (mid,)))
+                if recipients:
+                    found.append(Involvement(
+                        message_type=mtype, sender=sender, recipients=recipients,
+                        received_at=_dt(received), keys=SubjectKeys(pnc, name_dob),
+                        direction=direction if isinstance(direction, str) else None,
+                    ))
             return found
 
         return await self._db.transaction(read)
