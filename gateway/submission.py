@@ -15,10 +15,10 @@ from typing import Any
 
 from gateway import access
 from gateway.audit import AuditLog
+from gateway.consent import SubjectKeys
 from gateway.decision import combined
 from gateway.directory import Directory
 from gateway.errors import InvalidMessage, PolicyRefused, Violation
-from gateway.consent import SubjectKeys
 from gateway.model import Decision, Envelope, MessageType, Organisation, Principal
 from gateway.policy.service import PolicyService
 from gateway.redaction import redact

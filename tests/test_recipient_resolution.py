@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.client import GatewayProblem
-from gateway.directory import DEMO_ORGANISATIONS
 from gateway.consent import SubjectKeys
+from gateway.directory import DEMO_ORGANISATIONS
 from gateway.resolution import Known, managing_cjit, related_ids, resolve
 from gateway.storage.base import Involvement
 from tests.conftest import EXAMPLES, AgencyFactory, load
