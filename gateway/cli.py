@@ -245,6 +245,23 @@ async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _directory_channel(settings: Settings, args: argparse.Namespace) -> int:
+    path = f"/v1/directory/{args.code}/delivery"
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        if args.channel is None:
+            body = (await client.request("GET", path)).body
+        else:
+            choice: dict[str, Any] = {"channel": args.channel,
+                                      "email_notices": not args.no_email_notices}
+            if args.webhook_url:
+                choice["webhook_url"] = args.webhook_url
+            if args.mesh_mailbox:
+                choice["mesh_mailbox"] = args.mesh_mailbox
+            body = (await client.request("PUT", path, json_body=choice)).body
+    _print_json(body)
+    return 0
+
+
 async def _directory_import(settings: Settings, args: argparse.Namespace) -> int:
     try:
         text = Path(args.file).read_text(encoding="utf-8-sig")
@@ -508,7 +525,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a_export.set_defaults(handler=_run_async(_audit_export), role="auditor")
 
     directory_cmd = sub.add_parser(
-        "directory", help="import the CJIT SPOC list (CSV) into the directory")
+        "directory", help="import the CJIT SPOC list (CSV); choose delivery channels")
     directory_sub = directory_cmd.add_subparsers(dest="directory_command", required=True,
                                                  metavar="ACTION")
     d_import = directory_sub.add_parser(
@@ -522,6 +539,26 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_identity(d_import, org_required=True)
     _add_url(d_import, settings)
     d_import.set_defaults(handler=_run_async(_directory_import), role="ig_lead")
+
+    d_channel = directory_sub.add_parser(
+        "channel", help="show or choose how messages reach an organisation",
+        description="Without --channel, show the organisation's delivery channel. With it, "
+        "choose one (IG lead; audited): pull (its systems read the inbox API), amqp (it "
+        "consumes its own RabbitMQ queue; takes effect at the gateway's next start), "
+        "webhook (signed HTTPS POST to --webhook-url, retried until a 2xx) or mesh (NHS "
+        "MESH mailbox --mesh-mailbox). Alert notices go by e-mail to the SPOC's secure "
+        "address unless --no-email-notices.",
+        epilog="example: dipgw directory channel CJIT-NFK --channel webhook "
+        "--webhook-url https://cjit.example/dip --org CJIT-NFK --subject ig.one")
+    d_channel.add_argument("code", help="the organisation, e.g. CJIT-NFK")
+    d_channel.add_argument("--channel", choices=["pull", "amqp", "webhook", "mesh"])
+    d_channel.add_argument("--webhook-url", help="HTTPS endpoint (webhook channel)")
+    d_channel.add_argument("--mesh-mailbox", help="MESH mailbox id (mesh channel)")
+    d_channel.add_argument("--no-email-notices", action="store_true",
+                           help="do not e-mail the SPOC when an alert arrives")
+    _add_identity(d_channel, org_required=True)
+    _add_url(d_channel, settings)
+    d_channel.set_defaults(handler=_run_async(_directory_channel), role="ig_lead")
 
     definitions = sub.add_parser(
         "rabbitmq-definitions",

@@ -115,3 +115,14 @@ async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path
         refused = run("send", str(invalid), env=env)
         assert refused.returncode == 1
         assert "422" in refused.stderr and "/route" in refused.stderr
+
+        chosen = run("directory", "channel", "CJIT-NFK", "--channel", "webhook",
+                     "--webhook-url", "https://cjit.example/dip", "--org", "CJIT-NFK", env=env)
+        assert chosen.returncode == 0, chosen.stderr
+        assert json.loads(chosen.stdout)["webhook_url"] == "https://cjit.example/dip"
+        shown = run("directory", "channel", "CJIT-NFK", "--org", "CJIT-NFK", env=env)
+        assert json.loads(shown.stdout)["channel"] == "webhook"
+        wrong = run("directory", "channel", "CJIT-NFK", "--channel", "mesh",
+                    "--org", "CJIT-NFK", env=env)
+        assert wrong.returncode == 1
+        assert "422" in wrong.stderr and "mesh_mailbox" in wrong.stderr
