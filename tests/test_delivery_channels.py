@@ -140,7 +140,7 @@ async def test_a_webhook_failing_three_times_gets_the_message_exactly_once(
     assert (await sender.status(RA1["message_id"]))["status"] == "acknowledged"
 
 
-async def test_an_unreachable_webhook_is_retried_and_never_counted_as_delivered(
+async def test_an_unreachable_webhook_is_retried_until_the_channel_is_changed(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = gateway_settings(tmp_path)
@@ -160,6 +160,18 @@ async def test_an_unreachable_webhook_is_retried_and_never_counted_as_delivered(
     assert status["status"] == "accepted"
     assert "no answer" in status["history"][-1]["detail"]
     assert await as_org(gateway, settings, recipient).inbox() == []
+
+    # The IG lead moves the organisation off its broken webhook: what waits follows.
+    await set_channel(gateway, settings, recipient, {"channel": "pull"})
+
+    async def delivered() -> bool:
+        return (await sender.status(RA1["message_id"]))["status"] == "delivered"
+
+    await eventually(delivered)
+    [item] = await as_org(gateway, settings, recipient).inbox()
+    assert item["message_id"] == RA1["message_id"]
+    history = (await sender.status(RA1["message_id"]))["history"]
+    assert history[-1]["detail"] == "the organisation now reads its inbox instead"
 
 
 async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from gateway.audit import AuditLog
-from gateway.channels.choice import notice_address
-from gateway.channels.outcome import ChannelSender, SendFailed
+from gateway.channels.choice import notice_address, push_target
+from gateway.channels.outcome import ChannelSender, SendFailed, Sent
 from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
 from gateway.periodic import cancel
@@ -86,8 +87,25 @@ class Dispatcher:
         await asyncio.gather(*(self._attempt(dispatch) for dispatch in due))
         return len(due)
 
-    async def _attempt(self, dispatch: Dispatch) -> None:
+    def _current(self, dispatch: Dispatch) -> Dispatch | None:
+        """The push as the directory now says; None when the recipient now reads instead.
+
+        An IG lead who moves an organisation off a broken webhook expects what is waiting
+        to follow, not to keep retrying the old address until it expires.
+        """
+        if dispatch.purpose is not DispatchPurpose.DELIVERY:
+            return dispatch
+        target = push_target(self._directory.get(dispatch.recipient))
+        if target is None:
+            return None
+        return replace(dispatch, channel=target[0], target=target[1])
+
+    async def _attempt(self, owed: Dispatch) -> None:
         now = self._clock()
+        dispatch = self._current(owed)
+        if dispatch is None:
+            await self._succeeded(owed, Sent("the organisation now reads its inbox instead"))
+            return
         sender = self._senders.get(dispatch.channel)
         try:
             if sender is None:
@@ -112,6 +130,9 @@ class Dispatcher:
                 retry_in_s=delay,
             )
             return
+        await self._succeeded(dispatch, sent)
+
+    async def _succeeded(self, dispatch: Dispatch, sent: Sent) -> None:
         notice_to = None
         if dispatch.purpose is DispatchPurpose.DELIVERY and self.notices_enabled():
             notice_to = notice_address(
