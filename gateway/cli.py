@@ -544,7 +544,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "channel", help="show or choose how messages reach an organisation",
         description="Without --channel, show the organisation's delivery channel. With it, "
         "choose one (IG lead; audited): pull (its systems read the inbox API), amqp (it "
-        "consumes its own RabbitMQ queue; takes effect at the gateway's next start), "
+        "consumes its own RabbitMQ queue), "
         "webhook (signed HTTPS POST to --webhook-url, retried until a 2xx) or mesh (NHS "
         "MESH mailbox --mesh-mailbox). Alert notices go by e-mail to the SPOC's secure "
         "address unless --no-email-notices.",

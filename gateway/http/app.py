@@ -168,8 +168,9 @@ def create_app(
             relay = OutboxRelay(
                 message_store, chosen_transport, idle_wait_s=settings.relay_interval_s,
                 clock=clock,
-                on_confirmed=QueueHandover(writer, directory_, _topology(settings).queue)
-                if isinstance(chosen_transport, RabbitMqTransport) else None,
+                on_confirmed=QueueHandover(
+                    writer, chosen_transport.consumes, _topology(settings).queue
+                ) if isinstance(chosen_transport, RabbitMqTransport) else None,
             )
             app[SERVICES] = Services(
                 settings=settings,

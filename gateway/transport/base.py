@@ -61,5 +61,9 @@ class Transport(Protocol):
 
     async def close(self) -> None: ...
 
+    async def follow_directory(self) -> None:
+        """Apply changed delivery channels (which queues the gateway itself consumes)."""
+        ...
+
     @property
     def state(self) -> TransportState: ...

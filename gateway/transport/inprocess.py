@@ -54,6 +54,9 @@ class InProcessTransport:
     async def close(self) -> None:
         self._handler = None
 
+    async def follow_directory(self) -> None:
+        """Every organisation reads through the gateway here: there are no own queues."""
+
     @property
     def state(self) -> TransportState:
         return TransportState.READY if self._handler is not None else TransportState.STOPPED

@@ -5,10 +5,11 @@ is published ``mandatory`` and counts as confirmed only on a ``Basic.Ack``. A ba
 published concurrently, so many confirms are in flight at once.
 
 Consuming: one channel with a bounded prefetch consumes the queue of every organisation
-not on the AMQP channel (those consume their own, read at start-up) and acks only after
-the inbox commit. A failed delivery is nacked and requeued; the quorum
-queue counts it and dead-letters it after ``x-delivery-limit``. The dead-letter queues
-are consumed too, so a dead-lettered message is recorded and its sender told.
+not on the AMQP channel (those consume their own; ``follow_directory`` starts or cancels
+consumers when a channel changes) and acks only after the inbox commit. A failed
+delivery is nacked and requeued; the quorum queue counts it and dead-letters it after
+``x-delivery-limit``. The dead-letter queues are consumed too, so a dead-lettered message
+is recorded and its sender told.
 
 Reconnection: ``connect_robust`` restores channels, topology and consumers after a broker
 restart or a dropped connection; references to the channels are kept so they are not
@@ -87,6 +88,8 @@ class RabbitMqTransport:
         self._publish_channel: AbstractRobustChannel | None = None
         self._consume_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractRobustExchange | None = None
+        self._queues: dict[str, Any] = {}
+        self._consumers: dict[str, str] = {}
         self._connected = False
         self._closing = False
         self._connector: asyncio.Task[None] | None = None
@@ -163,9 +166,8 @@ class RabbitMqTransport:
                 arguments=self._topology.dead_letter_queue_arguments(),
             )
             await dead_letters.bind(dead_letter_exchange.name, f"{org.code}.#")
-            if org.delivery.channel is not DeliveryChannel.AMQP:
-                # An organisation on the AMQP channel consumes its own queue.
-                await queue.consume(self._on_message)
+            self._queues[org.code] = queue
+            await self._follow(org)
             await dead_letters.consume(self._on_dead_lettered)
         self._connection = connection
         self._publish_channel = publish_channel
@@ -173,6 +175,29 @@ class RabbitMqTransport:
         self._exchange = exchange
         self._connected = True
         log.info("amqp_ready", exchange=exchange.name)
+
+    async def _follow(self, org: Organisation) -> None:
+        """Consume the organisation's queue unless it consumes it itself (AMQP channel)."""
+        queue = self._queues.get(org.code)
+        wanted = org.delivery.channel is not DeliveryChannel.AMQP
+        if queue is None or wanted == (org.code in self._consumers):
+            return
+        if wanted:
+            self._consumers[org.code] = await queue.consume(self._on_message)
+        else:
+            # Cancelling also stops the robust queue restoring the consumer on reconnect.
+            await queue.cancel(self._consumers.pop(org.code))
+
+    async def follow_directory(self) -> None:
+        """Start or stop consuming queues after delivery channels changed in the directory."""
+        if not self._connected:
+            return  # set-up reads the directory when the connection comes
+        for org in self._organisations():
+            await self._follow(org)
+
+    def consumes(self, org_code: str) -> bool:
+        """Whether the gateway consumes this organisation's queue (it is not on AMQP)."""
+        return org_code in self._consumers
 
     async def _on_connection_lost(self, *_: Any) -> None:
         if not self._closing:

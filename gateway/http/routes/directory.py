@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gateway import access
@@ -14,7 +12,7 @@ from gateway.errors import AccessDenied, MalformedRequest, NotFound
 from gateway.http.body import read_json
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.model import DeliveryChannel, Role
+from gateway.model import Role
 from gateway.validation import ENVELOPE_SCHEMA
 
 routes = web.RouteTableDef()
@@ -96,11 +94,8 @@ async def set_delivery_channel(request: web.Request) -> web.Response:
         code, channel, f"{principal.org.code}/{principal.subject}", services.clock(),
         services.audit,
     )
-    answer: dict[str, Any] = {"code": code, **org.delivery.as_dict()}
-    if channel.channel is DeliveryChannel.AMQP:
-        answer["note"] = ("The gateway stops consuming this organisation's queue at its next "
-                          "start; until then messages also arrive in its inbox.")
-    return web.json_response(answer)
+    await services.transport.follow_directory()
+    return web.json_response({"code": code, **org.delivery.as_dict()})
 
 
 @routes.get("/v1/delivery/keys")
