@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,3 +45,40 @@ class Periodic:
                 await self._job()
             except Exception:
                 log.exception("periodic_job_failed", job=self._name)
+
+
+class DrainLoop(ABC):
+    """Works through a backlog in batches: the next batch at once while batches find work,
+    else after ``wake()`` (new work was committed) or ``idle_wait_s`` (work fell due)."""
+
+    def __init__(self, name: str, idle_wait_s: float) -> None:
+        self._name = name
+        self._idle_wait_s = idle_wait_s
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def drain_once(self) -> int:
+        """Handle one batch; returns how much it handled (0: nothing to do now)."""
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                handled = await self.drain_once()
+            except Exception:
+                log.exception("drain_failed", loop=self._name)
+                handled = 0
+            if handled == 0:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)

@@ -6,14 +6,12 @@ transport confirmed it durably. Anything that fails is retried later; nothing is
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from gateway.periodic import cancel
+from gateway.periodic import DrainLoop
 from gateway.storage.base import MessageRepository, OutboxItem
 from gateway.transport.base import (
     PublishOutcome,
@@ -30,7 +28,7 @@ def backoff_delay(attempts: int, *, base_s: float = 0.5, cap_s: float = 30.0) ->
     return float(min(cap_s, base_s * (2 ** min(attempts, 16))))
 
 
-class OutboxRelay:
+class OutboxRelay(DrainLoop):
     def __init__(
         self,
         messages: MessageRepository,
@@ -46,33 +44,8 @@ class OutboxRelay:
         self._on_confirmed = on_confirmed
         self._transport = transport
         self._batch_size = batch_size
-        self._idle_wait_s = idle_wait_s
         self._clock = clock
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def wake(self) -> None:
-        """Called after a commit adds outbox rows, so they go out without waiting."""
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                moved = await self.drain_once()
-            except Exception:
-                log.exception("outbox_relay_failed")
-                moved = 0
-            if moved == 0:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)
+        super().__init__("outbox-relay", idle_wait_s)
 
     async def drain_once(self) -> int:
         """Publish one batch of due rows; returns how many the transport confirmed."""

@@ -9,7 +9,6 @@ delivery counts as delivered only when its channel reports success.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,14 +20,14 @@ from gateway.channels.choice import notice_address, push_target
 from gateway.channels.outcome import ChannelSender, SendFailed, Sent
 from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
-from gateway.periodic import cancel
+from gateway.periodic import DrainLoop
 from gateway.relay import backoff_delay
 from gateway.storage.base import Dispatch, DispatchPurpose, MessageRepository
 
 log = structlog.get_logger(__name__)
 
 
-class Dispatcher:
+class Dispatcher(DrainLoop):
     def __init__(
         self,
         messages: MessageRepository,
@@ -51,35 +50,11 @@ class Dispatcher:
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
         self._batch_size = batch_size
-        self._idle_wait_s = idle_wait_s
         self._clock = clock
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__("dispatcher", idle_wait_s)
 
     def notices_enabled(self) -> bool:
         return "email" in self._senders
-
-    def wake(self) -> None:
-        self._wakeup.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="dispatcher")
-
-    async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                done = await self.drain_once()
-            except Exception:
-                log.exception("dispatcher_failed")
-                done = 0
-            if done == 0:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)
 
     async def drain_once(self) -> int:
         """Attempt every due push once; returns how many were attempted."""
