@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import sys
 import textwrap
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,8 @@ class Adapter:
     map: Mapper
     sender_kind: str
     formats: tuple[Format, ...] = (Format.CSV,)
+    pointers: Mapping[str, str] | None = None
+    """Message pointer → column, when not simply each column's own pointer."""
 
 
 def column_help(columns: Sequence[Column]) -> str:
@@ -190,7 +192,8 @@ async def _send(
         recorded = len(journal.outcomes())
         progress = Progress(adapter.label, len(mapped), sys.stderr, done=recorded)
         summary = await bulk.send_all(
-            mapped, client, journal, progress, pointer_columns(adapter.columns), limits
+            mapped, client, journal, progress,
+            adapter.pointers or pointer_columns(adapter.columns), limits,
         )
         progress.finish()
         return summary

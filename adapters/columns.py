@@ -79,7 +79,7 @@ def subject(f: Fields) -> dict[str, Any]:
         "family_name": f.text("family_name", required=True),
         "date_of_birth": f.date("date_of_birth", required=True),
     }
-    return _present(found)
+    return present(found)
 
 
 def route(f: Fields) -> str | None:
@@ -99,7 +99,7 @@ def contact(f: Fields, prefix: str, *, required: bool = False) -> dict[str, Any]
     parts = ("name", "role", "phone", "email")
     if not required and not f.has(*(f"{prefix}_{p}" for p in parts)):
         return None
-    return _present({
+    return present({
         "name": f.text(f"{prefix}_name", required=True),
         "role": f.text(f"{prefix}_role"),
         "phone": f.text(f"{prefix}_phone", required=True),
@@ -125,7 +125,7 @@ def appointment(f: Fields, prefix: str, *, required: bool) -> dict[str, Any] | N
     parts = ("at", "place", "address", "postcode", "cjit")
     if not required and not f.has(*(f"{prefix}_{p}" for p in parts)):
         return None
-    place = _present({
+    place = present({
         "name": f.text(f"{prefix}_place", required=True),
         "address": f.text(f"{prefix}_address", required=True),
         "postcode": f.text(f"{prefix}_postcode"),
@@ -154,6 +154,6 @@ def establishment(f: Fields, *, required: bool) -> dict[str, Any] | None:
     }
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+def present(values: Mapping[str, Any]) -> dict[str, Any]:
     """Only the members that have a value: an empty cell is an absent member."""
     return {key: value for key, value in values.items() if value is not None}
