@@ -43,16 +43,22 @@ class Gateway:
             lines = handle.read().decode("utf-8", "replace").splitlines()
         return [json.loads(line) for line in lines if '"batch_submitted"' in line]
 
-    def run(self, module: str, *args: str, org: str, timeout: float = 300
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, module: str, *args: str, org: str, url: str | None = None,
+        key_file: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(module, *args, org=org), capture_output=True, text=True,
-            timeout=timeout, env=adapter_env(), check=False,
+            self.command(module, *args, org=org, url=url, key_file=key_file),
+            capture_output=True, text=True, timeout=300, env=adapter_env(), check=False,
         )
 
-    def command(self, module: str, *args: str, org: str) -> list[str]:
-        return [sys.executable, "-m", module, *args, "--org", org, "--url", self.url,
-                "--key-file", str(self.key(org))]
+    def command(
+        self, module: str, *args: str, org: str, url: str | None = None,
+        key_file: Path | None = None,
+    ) -> list[str]:
+        """The adapter command an agency runs, as ``org`` against this gateway."""
+        return [sys.executable, "-m", module, *args, "--org", org, "--url", url or self.url,
+                "--key-file", str(key_file or self.key(org))]
 
 
 def adapter_env() -> dict[str, str]:
