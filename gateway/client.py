@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -63,6 +63,16 @@ class GatewayProblem(Exception):
 class Answer:
     status: int
     body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One item of a batch: what ``POST /v1/messages`` would have answered for it."""
+
+    index: int
+    status: int
+    body: Mapping[str, Any]
+    replayed: bool = False
 
 
 class GatewayClient:
@@ -129,6 +139,24 @@ class GatewayClient:
     async def send(self, envelope: Mapping[str, Any]) -> Answer:
         """Submit a message; 202 and 200 answers are returned, problems raised."""
         return await self.request("POST", "/v1/messages", json_body=envelope)
+
+    async def send_batch(self, envelopes: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
+        """Submit 1 to 500 messages under one token; each item's answer, in order.
+
+        Items are answered, not raised; a problem with the batch as a whole is raised.
+        """
+        answer = await self.request(
+            "POST", "/v1/messages/batch", json_body={"messages": list(envelopes)}
+        )
+        return [
+            BatchResult(
+                index=int(item["index"]),
+                status=int(item["status"]),
+                body=item["body"],
+                replayed=bool(item.get("replayed", False)),
+            )
+            for item in answer.body["results"]
+        ]
 
     async def decide(self, envelope: Mapping[str, Any]) -> Answer:
         return await self.request("POST", "/v1/policy/decide", json_body=envelope)

@@ -93,6 +93,14 @@ class InvalidPolicy(InvalidMessage):
     noun = "policy"
 
 
+class InvalidBatch(InvalidMessage):
+    """A batch request is not ``{"messages": [envelope, ...]}`` with an allowed count."""
+
+    slug = "invalid-batch"
+    title = "Invalid batch"
+    noun = "batch"
+
+
 class AuthenticationFailed(GatewayError):
     """The caller could not be identified; the detail never says which check passed."""
 

@@ -110,6 +110,26 @@ _RECEIPT = {
     },
 }
 
+_BATCH_RESULTS = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {"results": {"type": "array", "items": {
+        "type": "object",
+        "required": ["index", "status", "body"],
+        "properties": {
+            "index": {"type": "integer", "description": "Position in the submitted batch"},
+            "status": {"type": "integer",
+                       "description": "What POST /v1/messages would have answered: 202, 403, "
+                                      "409, 422 (or 500: resend the item)"},
+            "replayed": {"type": "boolean",
+                         "description": "With 202: an identical earlier submission's answer "
+                                        "(Idempotent-Replayed)"},
+            "body": {"description": "The receipt (202) or the RFC 9457 problem document",
+                     "oneOf": [_RECEIPT, {"$ref": "#/components/schemas/Problem"}]},
+        },
+    }}},
+}
+
 
 def document() -> dict[str, Any]:
     return {
@@ -127,25 +147,27 @@ def document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
+            "schemas": {"Problem": {
+                "type": "object",
+                "required": ["type", "title", "status"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                    "errors": {"type": "array", "items": {
+                        "type": "object",
+                        "properties": {"pointer": {"type": "string"},
+                                       "message": {"type": "string"}},
+                    }},
+                },
+            }},
             "responses": {
                 "Problem": {
                     "description": "An RFC 9457 problem document",
                     "content": {"application/problem+json": {"schema": {
-                        "type": "object",
-                        "required": ["type", "title", "status"],
-                        "properties": {
-                            "type": {"type": "string"},
-                            "title": {"type": "string"},
-                            "status": {"type": "integer"},
-                            "detail": {"type": "string"},
-                            "instance": {"type": "string"},
-                            "errors": {"type": "array", "items": {
-                                "type": "object",
-                                "properties": {"pointer": {"type": "string"},
-                                               "message": {"type": "string"}},
-                            }},
-                        },
-                    }}},
+                        "$ref": "#/components/schemas/Problem"}}},
                 }
             },
         },
@@ -156,6 +178,15 @@ def document() -> dict[str, Any]:
                 {"202": _json("Accepted; delivery follows", _RECEIPT), "400": _PROBLEM,
                  "409": _PROBLEM, "413": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM},
                 body=_ENVELOPE,
+            )},
+            "/v1/messages/batch": {"post": _operation(
+                "Submit 1 to 500 messages under one token; each answered as POST /v1/messages "
+                "would answer it",
+                {"200": _json("One result per message, in order", _BATCH_RESULTS),
+                 "400": _PROBLEM, "413": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM},
+                body={"type": "object", "required": ["messages"], "properties": {
+                    "messages": {"type": "array", "minItems": 1, "maxItems": 500,
+                                 "items": _ENVELOPE}}},
             )},
             "/v1/messages/{message_id}": {"get": _operation(
                 "Status and history of a message (its sender or a recipient)",

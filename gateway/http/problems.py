@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -38,16 +38,16 @@ def status_for(error: errors.GatewayError) -> int:
     return 500
 
 
-def problem_response(
+def problem_body(
     status: int,
     *,
     slug: str,
     title: str,
     detail: str,
     instance: str | None = None,
-    extensions: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
+    extensions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An RFC 9457 problem document."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
@@ -57,6 +57,55 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extensions or {})
+    return body
+
+
+def error_problem(error: errors.GatewayError, instance: str) -> tuple[int, dict[str, Any]]:
+    """The status and problem document a gateway error is answered with."""
+    status = status_for(error)
+    return status, problem_body(
+        status,
+        slug=error.slug,
+        title=error.title,
+        detail=error.detail,
+        instance=instance,
+        extensions=error.extensions(),
+    )
+
+
+def internal_problem(instance: str) -> dict[str, Any]:
+    """The answer to an unexpected failure, which has been logged."""
+    return problem_body(
+        500,
+        slug="internal",
+        title="Internal error",
+        detail=(
+            "The gateway failed unexpectedly and has logged it. Retrying with the same "
+            "message_id is safe: a message is never stored or delivered twice."
+        ),
+        instance=instance,
+    )
+
+
+def problem_response(
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return _problem_response(
+        status,
+        problem_body(status, slug=slug, title=title, detail=detail, instance=instance),
+        headers,
+    )
+
+
+def _problem_response(
+    status: int, body: Mapping[str, Any], headers: dict[str, str] | None
+) -> web.Response:
     return web.Response(
         status=status,
         text=json.dumps(body, ensure_ascii=False),
@@ -73,19 +122,11 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         return await handler(request)
     except errors.GatewayError as error:
-        status = status_for(error)
+        status, body = error_problem(error, request.path)
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        return problem_response(
-            status,
-            slug=error.slug,
-            title=error.title,
-            detail=error.detail,
-            instance=request.path,
-            extensions=dict(error.extensions()),
-            headers=headers,
-        )
+        return _problem_response(status, body, headers)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SERVICES].settings.max_body_bytes
         return problem_response(
@@ -108,16 +149,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         )
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
-        return problem_response(
-            500,
-            slug="internal",
-            title="Internal error",
-            detail=(
-                "The gateway failed unexpectedly and has logged it. Retrying with the same "
-                "message_id is safe: a message is never stored or delivered twice."
-            ),
-            instance=request.path,
-        )
+        return _problem_response(500, internal_problem(request.path), None)
 
 
 def _http_detail(exc: web.HTTPException, request: web.Request) -> str:
