@@ -554,7 +554,15 @@ class SqliteMessages(MessageRepository):
                             f"refused by rule {delivery.decision.rule}",
                         ),
                     )
-            return _receipt(conn, envelope.message_id, replayed=False)
+            # What _receipt would read back, without reading it back.
+            return Receipt(
+                message_id=envelope.message_id,
+                status=MessageStatus.ACCEPTED if permitted else MessageStatus.REFUSED,
+                decisions=tuple((d.recipient, d.decision) for d in submission.deliveries),
+                audit_index=audit_index,
+                resolved_by={d.recipient: d.resolved_by
+                             for d in submission.deliveries if d.resolved_by},
+            )
 
         return await self._db.transaction(write)
 
