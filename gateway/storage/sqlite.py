@@ -47,6 +47,7 @@ from gateway.storage.base import (
     MessageRecord,
     MessageRepository,
     OutboxItem,
+    PlannedDelivery,
     PolicyVersion,
     PolicyVersionRepository,
     Receipt,
@@ -494,6 +495,7 @@ class SqliteMessages(MessageRepository):
                 },
             )
             audit_index = audit.append(conn, event)
+            document_text = _json(envelope.document)
             conn.execute(
                 "INSERT INTO messages (message_id, type, sender, route, content_hash, "
                 "document_json, received_at, submitted_by, audit_index, subject_pnc, "
@@ -504,7 +506,7 @@ class SqliteMessages(MessageRepository):
                     envelope.sender,
                     envelope.route.value,
                     envelope.content_hash,
-                    _json(envelope.document),
+                    document_text,
                     at,
                     submission.submitted_by,
                     audit_index,
@@ -531,7 +533,7 @@ class SqliteMessages(MessageRepository):
                         position,
                         int(delivery.permitted),
                         _decision_to_json(delivery.decision),
-                        _json(delivery.payload) if delivery.payload is not None else None,
+                        _payload_text(delivery, document_text),
                         int(delivery.decision.consent is not Consent.NOT_REQUIRED),
                         delivery.resolved_by,
                     ),
@@ -960,6 +962,14 @@ def _acknowledge(
         ),
     )
     return Acknowledgement(message_id, at, first_time=True)
+
+
+def _payload_text(delivery: PlannedDelivery, document_text: str) -> str | None:
+    """A recipient's stored payload; with nothing redacted it is the document itself, so
+    its JSON is not produced twice."""
+    if delivery.payload is None:
+        return None
+    return document_text if not delivery.decision.redactions else _json(delivery.payload)
 
 
 def _permitted_share(
