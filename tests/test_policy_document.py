@@ -413,7 +413,9 @@ def near_valid_documents(draw: st.DrawFn) -> dict[str, Any]:
             target = target.setdefault("when", {})
             key = draw(st.sampled_from((*WHEN_KEYS, "weekday")))
         elif where == "facts":
-            target = target.setdefault("when", {}).setdefault("facts", {})
+            # An earlier step may have replaced "when" with a non-object; damage it further.
+            when = target.setdefault("when", {})
+            target = when.setdefault("facts", {}) if isinstance(when, dict) else when
             key = draw(st.sampled_from((*sorted(FACT_NAMES), "colour")))
         else:
             key = draw(st.sampled_from((*RULE_KEYS, "extra")))
