@@ -124,7 +124,10 @@ class PolicyRefused(GatewayError):
         self.answer = answer
 
     def extensions(self) -> Mapping[str, Any]:
-        return dict(self.answer)
+        # The receipt's "status" ("refused") would clash with the problem's HTTP status.
+        answer = dict(self.answer)
+        answer["message_status"] = answer.pop("status", None)
+        return answer
 
 
 class NotFound(GatewayError):

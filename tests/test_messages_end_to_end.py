@@ -116,6 +116,8 @@ async def test_refused_example_gets_403_with_the_decision(
         await sender.send(document)
 
     assert refused.value.status == 403
+    assert refused.value.problem["status"] == 403  # RFC 9457: the HTTP status, a number
+    assert refused.value.problem["message_status"] == "refused"
     assert refused.value.problem["decision"]["decision"] == "deny"
     assert refused.value.problem["decision"]["denied_because"]
     status = await sender.status(document["message_id"])

@@ -47,8 +47,9 @@ def problem_body(
     instance: str | None = None,
     extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document; an extension never replaces a standard member."""
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": PROBLEM_TYPE_BASE + slug,
         "title": title,
         "status": status,
@@ -56,7 +57,6 @@ def problem_body(
     }
     if instance:
         body["instance"] = instance
-    body.update(extensions or {})
     return body
 
 
