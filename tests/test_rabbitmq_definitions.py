@@ -106,7 +106,8 @@ class Imported:
     passwords: dict[str, str] = field(default_factory=dict)
 
     def set_password(self, production_user: str) -> tuple[str, str]:
-        user, password = self.users[production_user], secrets.token_urlsafe(18)
+        # Never a leading "-": rabbitmqctl would take the password for an option.
+        user, password = self.users[production_user], "pw" + secrets.token_urlsafe(18)
         rabbitmqctl("change_password", user, password)
         self.passwords[user] = password
         return user, password
