@@ -174,6 +174,30 @@ async def test_an_unreachable_webhook_is_retried_until_the_channel_is_changed(
     assert history[-1]["detail"] == "the organisation now reads its inbox instead"
 
 
+async def test_a_channel_change_does_not_wait_for_the_next_retry(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    settings = gateway_settings(tmp_path, push_retry_base_s=600.0, push_retry_cap_s=600.0)
+    gateway = await aiohttp_client(create_app(settings))
+    recipient = RA1["to"][0]
+    await set_channel(gateway, settings, recipient,
+                      {"channel": "webhook", "webhook_url": "http://127.0.0.1:9/closed"})
+    sender = as_org(gateway, settings, RA1["from"])
+    await sender.send(RA1)
+
+    async def failed_once() -> bool:
+        history = (await sender.status(RA1["message_id"]))["history"]
+        return any(e["status"] == "attempt_failed" for e in history)
+
+    await eventually(failed_once)
+    await set_channel(gateway, settings, recipient, {"channel": "pull"})
+
+    async def delivered() -> bool:
+        return (await sender.status(RA1["message_id"]))["status"] == "delivered"
+
+    await eventually(delivered, timeout_s=5.0)  # the next retry was ten minutes away
+
+
 async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
     aiohttp_client: Any, tmp_path: Path, receiver: tuple[Receiver, str]
 ) -> None:

@@ -159,7 +159,8 @@ class DirectoryRepository(ABC):
     async def set_channel(
         self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
     ) -> None:
-        """Choose an organisation's delivery channel, audited."""
+        """Choose an organisation's delivery channel, audited; pushes still owed to it
+        become due at once, so they follow the new choice."""
 
 
 class ConsentRepository(ABC):

@@ -410,6 +410,12 @@ class SqliteDirectory(DirectoryRepository):
             ).rowcount
             if not updated:
                 raise NotFound(f"There is no organisation {code}.")
+            # Pushes still owed follow the new choice at once, not at their next retry.
+            conn.execute(
+                "UPDATE dispatches SET next_attempt_at = ? "
+                "WHERE recipient = ? AND purpose = ? AND done_at IS NULL",
+                (_ts(at), code, DispatchPurpose.DELIVERY.value),
+            )
             audit.append(conn, AuditEvent(
                 action=AuditAction.DIRECTORY_UPDATED, at=at, actor=actor,
                 details={"delivery_channel": {code: channel.as_dict()}},
