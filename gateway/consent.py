@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from gateway.model import isoformat
@@ -54,6 +55,9 @@ def _normal_name(name: str) -> str:
     return _IGNORED_IN_NAMES.sub("", letters)
 
 
+# Each submission asks for the same person's key several times (consent, storage,
+# resolution); normalising Unicode names is the costly part, so recent answers are kept.
+@lru_cache(maxsize=4096)
 def name_dob_key(given_name: str, family_name: str, date_of_birth: str) -> str:
     return f"{_normal_name(family_name)}|{_normal_name(given_name)}|{date_of_birth}"
 
