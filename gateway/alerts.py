@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from gateway.audit import AuditLog
+from gateway.channels.choice import NoticeRule
 from gateway.inbox import InboxNotifier
 from gateway.model import MessageType
 from gateway.storage.base import MessageRepository
@@ -28,7 +29,7 @@ async def escalate_alerts(
     after: timedelta,
     now: datetime,
     *,
-    notice_to: Callable[[str, str], str | None] = lambda _recipient, _type: None,
+    notice_to: NoticeRule = lambda _recipient, _message_type: None,
     on_notice_owed: Callable[[], None] = lambda: None,
 ) -> int:
     """Escalate, once, every alert still unacknowledged ``after`` its delivery; the SPOC is

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import structlog
 
 from gateway.audit import AuditLog
-from gateway.channels.choice import notice_address, push_target
+from gateway.channels.choice import NoticeRule, push_target
 from gateway.directory import Directory
 from gateway.storage.base import MessageRepository
 from gateway.transport.base import Delivery
@@ -71,7 +71,7 @@ class InboxWriter:
         directory: Directory,
         *,
         on_dispatch_owed: Callable[[], None] = lambda: None,
-        notices: bool = False,
+        notice_to: NoticeRule = lambda _recipient, _message_type: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._messages = messages
@@ -79,7 +79,7 @@ class InboxWriter:
         self._notifier = notifier
         self._directory = directory
         self._on_dispatch_owed = on_dispatch_owed
-        self._notices = notices
+        self._notice_to = notice_to
         self._clock = clock
 
     async def __call__(self, delivery: Delivery) -> None:
@@ -98,16 +98,10 @@ class InboxWriter:
             return
         await self.deliver(delivery.message_id, delivery.recipient, delivery.message_type)
 
-    def notice_to(self, recipient: str, message_type: str) -> str | None:
-        """The SPOC address owed an e-mail about this message, when notices are on."""
-        if not self._notices:
-            return None
-        return notice_address(self._directory.get(recipient), message_type)
-
     async def deliver(
         self, message_id: str, recipient: str, message_type: str, detail: str | None = None
     ) -> None:
-        notice_to = self.notice_to(recipient, message_type)
+        notice_to = self._notice_to(recipient, message_type)
         first = await self._messages.deliver(
             message_id, recipient, self._clock(), self._audit,
             detail=detail, notice_to=notice_to,

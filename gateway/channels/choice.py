@@ -8,7 +8,7 @@ webhook or MESH organisation is owed a push that the dispatcher retries until it
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -80,6 +80,17 @@ def notice_address(org: Organisation | None, message_type: str) -> str | None:
     if org is None or message_type not in NOTIFIED_TYPES or not org.delivery.email_notices:
         return None
     return org.spoc.secure_email
+
+
+NoticeRule = Callable[[str, str], str | None]
+"""(recipient code, message type) → the SPOC address owed an e-mail notice, if any."""
+
+
+def notice_rule(organisation: Callable[[str], Organisation | None], enabled: bool) -> NoticeRule:
+    """Who gets e-mailed about what: nobody when the gateway has no mail server."""
+    if not enabled:
+        return lambda _recipient, _message_type: None
+    return lambda recipient, message_type: notice_address(organisation(recipient), message_type)
 
 
 def channel_problems(settings: ChannelSettings, *, production: bool) -> list[str]:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from gateway.audit import AuditLog
-from gateway.channels.choice import notice_address, push_target
+from gateway.channels.choice import NoticeRule, push_target
 from gateway.channels.outcome import ChannelSender, SendFailed, Sent
 from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
@@ -36,6 +36,7 @@ class Dispatcher(DrainLoop):
         directory: Directory,
         notifier: InboxNotifier,
         *,
+        notice_to: NoticeRule,
         retry_base_s: float,
         retry_cap_s: float,
         batch_size: int = 50,
@@ -47,14 +48,12 @@ class Dispatcher(DrainLoop):
         self._senders = senders
         self._directory = directory
         self._notifier = notifier
+        self._notice_to = notice_to
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
         self._batch_size = batch_size
         self._clock = clock
         super().__init__("dispatcher", idle_wait_s)
-
-    def notices_enabled(self) -> bool:
-        return "email" in self._senders
 
     async def drain_once(self) -> int:
         """Attempt every due push once; returns how many were attempted."""
@@ -108,11 +107,10 @@ class Dispatcher(DrainLoop):
         await self._succeeded(dispatch, sent)
 
     async def _succeeded(self, dispatch: Dispatch, sent: Sent) -> None:
-        notice_to = None
-        if dispatch.purpose is DispatchPurpose.DELIVERY and self.notices_enabled():
-            notice_to = notice_address(
-                self._directory.get(dispatch.recipient), dispatch.message_type
-            )
+        notice_to = (
+            self._notice_to(dispatch.recipient, dispatch.message_type)
+            if dispatch.purpose is DispatchPurpose.DELIVERY else None
+        )
         await self._messages.dispatch_succeeded(
             dispatch, self._clock(), self._audit, sent.detail, sent.external_ref, notice_to
         )

@@ -19,6 +19,7 @@ from gateway.alerts import escalate_alerts
 from gateway.audit import Pseudonymiser
 from gateway.auth import TokenRules, TokenVerifier
 from gateway.channels.amqp import QueueHandover
+from gateway.channels.choice import notice_rule
 from gateway.channels.dispatcher import Dispatcher
 from gateway.channels.email import EmailNotifier
 from gateway.channels.mesh import MeshMailbox
@@ -155,14 +156,15 @@ def create_app(
             notifier = InboxNotifier()
             delivery_key = _delivery_key(settings.delivery_key_file)
             senders = _senders(settings, push_session, delivery_key, mesh)
+            notice_to = notice_rule(directory_.get, enabled="email" in senders)
             dispatcher = Dispatcher(
                 message_store, audit_log, senders, directory_, notifier,
-                retry_base_s=settings.push_retry_base_s, retry_cap_s=settings.push_retry_cap_s,
-                clock=clock,
+                notice_to=notice_to, retry_base_s=settings.push_retry_base_s,
+                retry_cap_s=settings.push_retry_cap_s, clock=clock,
             )
             writer = InboxWriter(
                 message_store, audit_log, notifier, directory_,
-                on_dispatch_owed=dispatcher.wake, notices=dispatcher.notices_enabled(),
+                on_dispatch_owed=dispatcher.wake, notice_to=notice_to,
                 clock=clock,
             )
             relay = OutboxRelay(
@@ -221,7 +223,7 @@ def create_app(
                     lambda: escalate_alerts(
                         message_store, audit_log, notifier,
                         timedelta(seconds=settings.alert_escalation_s), clock(),
-                        notice_to=writer.notice_to, on_notice_owed=dispatcher.wake,
+                        notice_to=notice_to, on_notice_owed=dispatcher.wake,
                     ),
                     settings.expiry_check_s,
                 ),
