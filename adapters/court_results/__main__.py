@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Send a court result list (CSV, one row per result) to the DIP gateway as "
             "court_outcome messages, as the court (H 3.3). The gateway addresses each "
             "result itself: to the CJIT managing the person, and custody and remand to the "
-            "prison's CARAT team, community orders to the probation provider. Shows progress on stderr and writes a per-row report "
+            "prison's CARAT team, community orders to the probation provider. Shows "
+            "progress on stderr and writes a per-row report "
             "(row, case_ref, result = sent | replayed | refused | invalid, message_id, "
             "reason). Interrupted imports resume where they stopped, sending no row twice."
         ),
