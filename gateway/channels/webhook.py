@@ -27,7 +27,7 @@ ISSUER = "urn:dipgw:gateway"
 
 
 def sign_delivery(
-    private_jwk: Mapping[str, Any], dispatch: Dispatch, now: datetime, ttl: timedelta
+    signing_key: jwt.PyJWK, dispatch: Dispatch, now: datetime, ttl: timedelta
 ) -> str:
     """The signed body of one push: the recipient's (redacted) envelope and its identity."""
     if dispatch.payload is None:
@@ -41,12 +41,11 @@ def sign_delivery(
         "message_type": dispatch.message_type,
         "envelope": json.loads(dispatch.payload),
     }
-    key = dict(private_jwk)
     return jwt.encode(
         claims,
-        jwt.PyJWK(key).key,
-        algorithm=algorithm_for(key),
-        headers={"kid": key["kid"], "typ": JWS_TYPE},
+        signing_key.key,
+        algorithm=signing_key.algorithm_name,
+        headers={"kid": signing_key.key_id, "typ": JWS_TYPE},
     )
 
 
@@ -62,7 +61,8 @@ class WebhookSender:
         token_ttl: timedelta = timedelta(minutes=10),
     ) -> None:
         self._session = session
-        self._key = private_jwk
+        # Parsed once: every push is signed with it.
+        self._key = jwt.PyJWK(dict(private_jwk), algorithm=algorithm_for(dict(private_jwk)))
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._ttl = token_ttl
 

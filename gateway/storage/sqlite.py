@@ -630,23 +630,27 @@ class SqliteMessages(MessageRepository):
         def read(conn: sqlite3.Connection) -> list[Involvement]:
             rows = conn.execute(
                 "SELECT m.message_id, m.type, m.sender, m.received_at, m.subject_pnc, "
-                "m.subject_name_dob, json_extract(m.document_json, '$.body.direction') "
-                "FROM messages m WHERE (m.subject_pnc = ? OR m.subject_name_dob = ?) "
-                "AND m.type != ? ORDER BY m.received_at DESC LIMIT ?",
+                "m.subject_name_dob, m.direction, d.recipient FROM ("
+                " SELECT message_id, type, sender, received_at, subject_pnc, subject_name_dob,"
+                " json_extract(document_json, '$.body.direction') AS direction FROM messages"
+                " WHERE (subject_pnc = ? OR subject_name_dob = ?) AND type != ?"
+                " ORDER BY received_at DESC LIMIT ?) m "
+                "JOIN deliveries d ON d.message_id = m.message_id AND d.permitted = 1 "
+                "ORDER BY m.received_at DESC, m.message_id, d.position",
                 (keys.pnc, keys.name_dob, REPORT_TYPE, limit),
             ).fetchall()
-            found = []
-            for mid, mtype, sender, received, pnc, name_dob, direction in rows:
-                recipients = tuple(r for (r,) in conn.execute(
-                    "SELECT recipient FROM deliveries WHERE message_id = ? AND permitted = 1 "
-                    "ORDER BY position", (mid,)))
-                if recipients:
-                    found.append(Involvement(
-                        message_type=mtype, sender=sender, recipients=recipients,
+            found: dict[str, Involvement] = {}
+            for mid, mtype, sender, received, pnc, name_dob, direction, recipient in rows:
+                known = found.get(mid)
+                if known is None:
+                    found[mid] = Involvement(
+                        message_type=mtype, sender=sender, recipients=(recipient,),
                         received_at=_dt(received), keys=SubjectKeys(pnc, name_dob),
                         direction=direction if isinstance(direction, str) else None,
-                    ))
-            return found
+                    )
+                else:
+                    found[mid] = replace(known, recipients=(*known.recipients, recipient))
+            return list(found.values())
 
         return await self._db.transaction(read)
 
@@ -770,8 +774,8 @@ class SqliteMessages(MessageRepository):
                 _deliver(conn, dispatch.message_id, dispatch.recipient, at, audit, detail,
                          notice_to)
             else:
-                _note(conn, dispatch.message_id, dispatch.recipient, MessageStatus.NOTIFIED,
-                      at, detail)
+                _record_status(conn, dispatch.message_id, dispatch.recipient,
+                               MessageStatus.NOTIFIED, at, detail)
 
         await self._db.transaction(write)
 
@@ -785,8 +789,8 @@ class SqliteMessages(MessageRepository):
                 (_ts(retry_at), detail[:500], dispatch.dispatch_id),
             ).rowcount
             if updated:
-                _note(conn, dispatch.message_id, dispatch.recipient,
-                      MessageStatus.ATTEMPT_FAILED, at, detail[:500])
+                _record_status(conn, dispatch.message_id, dispatch.recipient,
+                               MessageStatus.ATTEMPT_FAILED, at, detail[:500])
 
         await self._db.transaction(write)
 
@@ -845,11 +849,7 @@ class SqliteMessages(MessageRepository):
                 (message_type, _ts(delivered_before), MessageStatus.ESCALATED.value),
             ).fetchall()
             for message_id, recipient, _, pnc, name_dob in rows:
-                conn.execute(
-                    "INSERT INTO status_events (message_id, recipient, status, at, detail) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (message_id, recipient, MessageStatus.ESCALATED.value, _ts(at), detail),
-                )
+                _record_status(conn, message_id, recipient, MessageStatus.ESCALATED, at, detail)
                 audit.append(conn, AuditEvent(
                     action=AuditAction.ALERT_ESCALATED, at=at, actor="gateway",
                     message_id=message_id, message_type=message_type,
@@ -943,11 +943,7 @@ def _acknowledge(
         "WHERE message_id = ? AND recipient = ?",
         (_ts(at), actor, message_id, recipient),
     )
-    conn.execute(
-        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (message_id, recipient, MessageStatus.ACKNOWLEDGED.value, _ts(at), detail),
-    )
+    _record_status(conn, message_id, recipient, MessageStatus.ACKNOWLEDGED, at, detail)
     # A notice not yet e-mailed has nothing left to ask for.
     conn.execute(
         "UPDATE dispatches SET done_at = ?, last_error = 'acknowledged before it was sent' "
@@ -1010,11 +1006,7 @@ def _deliver(
     )
     if cursor.rowcount == 0:
         return False
-    conn.execute(
-        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (message_id, recipient, MessageStatus.DELIVERED.value, _ts(at), detail),
-    )
+    _record_status(conn, message_id, recipient, MessageStatus.DELIVERED, at, detail)
     audit.append(
         conn,
         AuditEvent(
@@ -1054,13 +1046,13 @@ def _owe_dispatch(
     ).rowcount)
 
 
-def _note(
+def _record_status(
     conn: sqlite3.Connection,
     message_id: str,
     recipient: str,
     status: MessageStatus,
     at: datetime,
-    detail: str,
+    detail: str | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO status_events (message_id, recipient, status, at, detail) "
@@ -1131,11 +1123,7 @@ def _close_share(
         "WHERE message_id = ? AND recipient = ? AND done_at IS NULL",
         (stamp, f"closed: {status.value}", message_id, recipient),
     )
-    conn.execute(
-        "INSERT INTO status_events (message_id, recipient, status, at, detail) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (message_id, recipient, status.value, stamp, detail),
-    )
+    _record_status(conn, message_id, recipient, status, at, detail)
     audit.append(
         conn,
         AuditEvent(
