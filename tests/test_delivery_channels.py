@@ -41,6 +41,30 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
             await asyncio.sleep(0.05)
 
 
+async def until_status(
+    sender: GatewayClient, message_id: str, status: str, timeout_s: float = 10.0
+) -> None:
+    async def reached() -> bool:
+        return (await sender.status(message_id))["status"] == status
+
+    await eventually(reached, timeout_s)
+
+
+async def until_failed_attempts(sender: GatewayClient, message_id: str, count: int) -> None:
+    async def enough() -> bool:
+        history = (await sender.status(message_id))["history"]
+        return sum(e["status"] == "attempt_failed" for e in history) >= count
+
+    await eventually(enough)
+
+
+async def until_mails(server: SmtpServer, count: int) -> None:
+    async def received() -> bool:
+        return len(server.received) >= count
+
+    await eventually(received)
+
+
 @dataclass
 class Receiver:
     """An agency's webhook endpoint that fails its first ``failures`` requests."""
@@ -112,10 +136,7 @@ async def test_a_webhook_failing_three_times_gets_the_message_exactly_once(
 
     await sender.send(RA1)
 
-    async def delivered() -> bool:
-        return (await sender.status(RA1["message_id"]))["status"] == "delivered"
-
-    await eventually(delivered)
+    await until_status(sender, RA1["message_id"], "delivered")
     assert len(endpoint.attempts) == 4
     assert len(endpoint.accepted) == 1
     claims = endpoint.accepted[0]
@@ -151,11 +172,7 @@ async def test_an_unreachable_webhook_is_retried_until_the_channel_is_changed(
     sender = as_org(gateway, settings, RA1["from"])
     await sender.send(RA1)
 
-    async def retried() -> bool:
-        history = (await sender.status(RA1["message_id"]))["history"]
-        return sum(e["status"] == "attempt_failed" for e in history) >= 3
-
-    await eventually(retried)
+    await until_failed_attempts(sender, RA1["message_id"], 3)
     status = await sender.status(RA1["message_id"])
     assert status["status"] == "accepted"
     assert "no answer" in status["history"][-1]["detail"]
@@ -164,10 +181,7 @@ async def test_an_unreachable_webhook_is_retried_until_the_channel_is_changed(
     # The IG lead moves the organisation off its broken webhook: what waits follows.
     await set_channel(gateway, settings, recipient, {"channel": "pull"})
 
-    async def delivered() -> bool:
-        return (await sender.status(RA1["message_id"]))["status"] == "delivered"
-
-    await eventually(delivered)
+    await until_status(sender, RA1["message_id"], "delivered")
     [item] = await as_org(gateway, settings, recipient).inbox()
     assert item["message_id"] == RA1["message_id"]
     history = (await sender.status(RA1["message_id"]))["history"]
@@ -185,17 +199,11 @@ async def test_a_channel_change_does_not_wait_for_the_next_retry(
     sender = as_org(gateway, settings, RA1["from"])
     await sender.send(RA1)
 
-    async def failed_once() -> bool:
-        history = (await sender.status(RA1["message_id"]))["history"]
-        return any(e["status"] == "attempt_failed" for e in history)
-
-    await eventually(failed_once)
+    await until_failed_attempts(sender, RA1["message_id"], 1)
     await set_channel(gateway, settings, recipient, {"channel": "pull"})
 
-    async def delivered() -> bool:
-        return (await sender.status(RA1["message_id"]))["status"] == "delivered"
-
-    await eventually(delivered, timeout_s=5.0)  # the next retry was ten minutes away
+    # The next retry was ten minutes away.
+    await until_status(sender, RA1["message_id"], "delivered", timeout_s=5.0)
 
 
 async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
@@ -252,10 +260,7 @@ async def test_an_alert_e_mails_each_spoc_a_notice_without_personal_data_then_es
     await sender.send(ALERT)
     directory = {o["code"]: o for o in await sender.directory()}
 
-    async def notified() -> bool:
-        return len(smtp_server.received) >= 2
-
-    await eventually(notified)
+    await until_mails(smtp_server, 2)
     addresses = sorted(r.rcpt_tos[0] for r in smtp_server.received)
     assert addresses == sorted(directory[code]["spoc"]["secure_email"] for code in ALERT["to"])
     for mail in smtp_server.received:
@@ -273,10 +278,7 @@ async def test_an_alert_e_mails_each_spoc_a_notice_without_personal_data_then_es
     # One SPOC acknowledges; the other is escalated and e-mailed again, once.
     await as_org(gateway, settings, ALERT["to"][0]).acknowledge(ALERT["message_id"])
 
-    async def escalation_mailed() -> bool:
-        return len(smtp_server.received) >= 3
-
-    await eventually(escalation_mailed)
+    await until_mails(smtp_server, 3)
     await asyncio.sleep(0.5)
     assert len(smtp_server.received) == 3
     escalation = email.message_from_bytes(smtp_server.received[2].content,
@@ -298,10 +300,7 @@ async def test_no_notice_goes_to_a_spoc_whose_organisation_turned_notices_off(
     await set_channel(gateway, settings, quiet, {"channel": "pull", "email_notices": False})
     await as_org(gateway, settings, ALERT["from"]).send(ALERT)
 
-    async def notified() -> bool:
-        return len(smtp_server.received) >= 1
-
-    await eventually(notified)
+    await until_mails(smtp_server, 1)
     await asyncio.sleep(0.3)
     directory = {o["code"]: o for o in await as_org(gateway, settings, told).directory()}
     assert [m.rcpt_tos for m in smtp_server.received] == [
@@ -322,11 +321,7 @@ async def test_a_notice_the_mail_server_refuses_is_retried_and_the_alert_still_d
     sender = as_org(gateway, settings, ALERT["from"])
     await sender.send(ALERT)
 
-    async def retried() -> bool:
-        history = (await sender.status(ALERT["message_id"]))["history"]
-        return sum(e["status"] == "attempt_failed" for e in history) >= 4
-
-    await eventually(retried)
+    await until_failed_attempts(sender, ALERT["message_id"], 4)
     status = await sender.status(ALERT["message_id"])
     assert status["status"] == "delivered"
     assert smtp_server_plain.received == []

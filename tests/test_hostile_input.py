@@ -439,24 +439,15 @@ async def test_bad_inbox_limit_is_400(
     await baseline.assert_intact(client, settings)
 
 
-@pytest.mark.parametrize("value", ["²", "9" * 5000], ids=["superscript-two", "5000-digits"])
-async def test_stream_last_event_id_that_isdigit_but_not_an_int_is_400(
+@pytest.mark.parametrize(
+    "value",
+    ["abc", "-1", "1.0", "²", "9" * 5000, str(2**63)],
+    ids=["letters", "negative", "decimal", "superscript-two", "5000-digits", "beyond-64-bits"],
+)
+async def test_stream_bad_last_event_id_is_400(
     value: str, baseline: Baseline, client: TestClient[Any, Any], settings: Settings
 ) -> None:
     headers = {**bearer(settings, RECIPIENT), "Last-Event-ID": value}
-    response = await asyncio.wait_for(client.get("/v1/inbox/stream", headers=headers), 5)
-    try:
-        assert response.status == 400
-        await asyncio.wait_for(assert_problem(response, 400, "malformed-request"), 5)
-    finally:
-        response.close()
-    await baseline.assert_intact(client, settings)
-
-
-async def test_stream_last_event_id_beyond_64_bits_is_400(
-    baseline: Baseline, client: TestClient[Any, Any], settings: Settings
-) -> None:
-    headers = {**bearer(settings, RECIPIENT), "Last-Event-ID": str(2**63)}
     response = await asyncio.wait_for(client.get("/v1/inbox/stream", headers=headers), 5)
     try:
         # Check the status before reading: a started stream's body never ends.
@@ -465,19 +456,6 @@ async def test_stream_last_event_id_beyond_64_bits_is_400(
     finally:
         response.close()
     await baseline.assert_intact(client, settings)
-
-
-@pytest.mark.parametrize("value", ["abc", "-1", "1.0"])
-async def test_stream_bad_last_event_id_is_400(
-    value: str, baseline: Baseline, client: TestClient[Any, Any], settings: Settings
-) -> None:
-    headers = {**bearer(settings, RECIPIENT), "Last-Event-ID": value}
-    response = await asyncio.wait_for(client.get("/v1/inbox/stream", headers=headers), 5)
-    try:
-        assert response.status == 400
-        await asyncio.wait_for(assert_problem(response, 400, "malformed-request"), 5)
-    finally:
-        response.close()
 
 
 async def test_hostile_message_id_in_path_is_404(
