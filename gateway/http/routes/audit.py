@@ -24,6 +24,7 @@ from gateway.http.context import principal_of
 from gateway.http.services import SERVICES, Services
 from gateway.model import Principal, Role
 from gateway.tlog.bundle import export_bundle
+from gateway.tlog.canonical import MAX_SAFE_INTEGER
 from gateway.tlog.merkle import consistency_proof, inclusion_proof
 
 routes = web.RouteTableDef()
@@ -125,8 +126,13 @@ async def consistency(request: web.Request) -> web.Response:
 async def entries(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
-    start = query_int(request, "from", default=0)
-    end = min(query_int(request, "to", default=start + 100), start + MAX_ENTRIES_PAGE)
+    # An index is a position in the log, and the consultation recording this read is an
+    # audit entry: canonical JSON (RFC 8785) carries integers only up to 2**53 - 1.
+    start = query_int(request, "from", default=0, maximum=MAX_SAFE_INTEGER)
+    end = min(
+        query_int(request, "to", default=start + 100, maximum=MAX_SAFE_INTEGER),
+        start + MAX_ENTRIES_PAGE,
+    )
     found = await services.audit.entries(start, end)
     await consulted(services, principal, "entries", start=start, end=start + len(found))
     return web.json_response(
