@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -244,10 +246,29 @@ class SqliteDatabase:
         self._draining = False
 
     async def open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
 
+    @staticmethod
+    def _owner_only(path: Path) -> None:
+        """Make the data directory 0700 and the database files 0600, before SQLite opens them.
+
+        The database holds special category health data (UK GDPR Art. 9), so no other local
+        account may read it. The directory is the gateway's own, so one left more open is
+        tightened rather than trusted. The file is created 0600 with ``os.open`` (never
+        ``os.umask``, which is process-wide); SQLite creates ``-wal`` and ``-shm`` with the
+        main file's mode, and any left by an earlier run are tightened here too.
+        """
+        directory = path.parent
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if stat.S_IMODE(directory.stat().st_mode) != 0o700:
+            directory.chmod(0o700)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+            if file.exists() and stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(0o600)
+
     def _open_sync(self) -> None:
+        self._owner_only(self._path)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
