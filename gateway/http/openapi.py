@@ -1,38 +1,247 @@
 """The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``.
 
-A test checks that every route the router serves is described here and vice versa.
+The document is self-contained, so any OpenAPI tool (schemathesis, code generators,
+validating proxies) can use it without fetching anything:
+
+* Every JSON Schema the gateway validates with (``schemas/*.schema.json`` and
+  ``schemas/api/*.schema.json``, the files :class:`gateway.validation.SchemaSet` and the
+  consent route load) is bundled under ``components/schemas`` by its file name, with its
+  ``$id`` and ``$schema`` dropped and every ``$ref`` rewritten to a local
+  ``#/components/schemas/...`` pointer. The files stay the only copy: the bundle is made
+  from them when the document is built. ``jsonSchemaDialect`` says the schemas are JSON
+  Schema 2020-12, the dialect the files declare.
+* ``Message`` is the envelope with each type's body schema attached by ``type``: exactly
+  what ``POST /v1/messages`` accepts (``SchemaSet.is_valid``).
+* Every error is an RFC 9457 problem document (``application/problem+json``, schema
+  ``Problem``), one shared response per status under ``components/responses``.
+
+How an operation's statuses are declared, so that none can be forgotten
+-----------------------------------------------------------------------
+
+``_operation(summary, responses, errors=(...), ...)`` lists an operation's successful
+answers in ``responses`` and, in ``errors``, only the problem statuses its own handler
+can choose (a role or ownership check: 403; a lookup: 404; a stored-state clash: 409;
+a document check: 422; a bad query or header: 400; no active policy: 503). The statuses
+every operation of a kind can answer are added by ``_answers`` from what the operation
+declares, never by hand:
+
+* authenticated (not ``public=True``): 401 (token missing, invalid or replayed) and 429
+  (rate limit, ``gateway.http.limits``, with ``Retry-After``);
+* with a request body (``body=``): 400 (not JSON, too deep), 408 (body too slow),
+  413 (too large), 415 (not JSON media type);
+* with a path parameter: 404 (nothing by that name).
+
+A new operation is one entry in ``document()['paths']``; ``tests/test_openapi.py`` fails
+while a route is undescribed and ``tests/test_openapi_conformance.py`` fails when an
+operation answers a status or a body its entry does not declare.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from gateway import __version__
+from gateway.model import MessageType
 
 routes = web.RouteTableDef()
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
-_ENVELOPE = {"$ref": "urn:dipgw:schema:envelope:1"}
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _schema(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# Bundling the schema files ---------------------------------------------------------------
+
+def bundled_schemas(directory: Path = SCHEMA_DIR) -> dict[str, Any]:
+    """Each schema file under ``directory`` (and ``directory/api``) by file name, with local
+    ``$ref``s; an unresolvable reference or a clash of names stops the build."""
+    documents: dict[str, Mapping[str, Any]] = {}
+    for path in [*sorted(directory.glob("*.schema.json")),
+                 *sorted((directory / "api").glob("*.schema.json"))]:
+        name = path.name.removesuffix(".schema.json")
+        if name in documents:
+            raise ValueError(f"two schema files are named {name}: rename one")
+        documents[name] = json.loads(path.read_text(encoding="utf-8"))
+    local = {str(doc["$id"]): f"#/components/schemas/{name}" for name, doc in documents.items()}
+    return {
+        name: {key: _localised(value, local[str(doc["$id"])], local)
+               for key, value in doc.items() if key not in ("$id", "$schema")}
+        for name, doc in documents.items()
+    }
+
+
+def _localised(node: Any, here: str, local: Mapping[str, str]) -> Any:
+    """``node`` with references rewritten; ``here`` is where its own file now lives."""
+    if isinstance(node, list):
+        return [_localised(item, here, local) for item in node]
+    if not isinstance(node, dict):
+        return node
+    nested = {"$id", "$anchor", "$dynamicRef", "$dynamicAnchor"} & node.keys()
+    if nested:
+        # A nested resource or anchor would change what a pointer means; none is used yet.
+        raise ValueError(f"cannot bundle a schema using {', '.join(sorted(nested))}")
+    return {
+        key: _local_ref(value, here, local) if key == "$ref" else _localised(value, here, local)
+        for key, value in node.items()
+    }
+
+
+def _local_ref(ref: str, here: str, local: Mapping[str, str]) -> str:
+    base, _, fragment = ref.partition("#")
+    target = here if base == "" else local.get(base)
+    if target is None or (fragment and not fragment.startswith("/")):
+        raise ValueError(f"cannot bundle $ref {ref!r}: only pointers into the schema files")
+    return target + fragment
+
+
+def _message_schema() -> dict[str, Any]:
+    """The envelope, with the body schema of its ``type`` (RFC 6901 pointers as served)."""
+    return {
+        "description": "A message as POST /v1/messages accepts it: the envelope, and a body "
+                       "valid against the schema of its type.",
+        "allOf": [_schema("envelope")],
+        "oneOf": [
+            {"properties": {"type": {"const": kind.value}, "body": _schema(kind.value)}}
+            for kind in MessageType
+        ],
+    }
+
+
+# Problems and the statuses every operation of a kind can answer -------------------------
+
+_PROBLEM_SCHEMA = {
+    "description": "RFC 9457 problem details; members other than these may be added",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri-reference"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object",
+            "required": ["pointer", "message"],
+            "properties": {"pointer": {"type": "string",
+                                       "description": "RFC 6901 JSON pointer"},
+                           "message": {"type": "string"}},
+        }},
+    },
+}
+
+# Status: (component name, when it is answered). Headers for those that carry one.
+_PROBLEMS: Mapping[int, tuple[str, str]] = {
+    400: ("MalformedRequest", "The request cannot be read: the body is not JSON or is nested "
+                              "too deeply, or a query parameter or header is malformed"),
+    401: ("Unauthenticated", "No valid single-use bearer token: missing, malformed, expired, "
+                             "badly signed, or already used"),
+    403: ("Forbidden", "The caller's organisation or role may not do this, or the sharing "
+                       "policy refused the message"),
+    404: ("NotFound", "Nothing by that name is visible to the caller"),
+    408: ("RequestTimeout", "The body did not arrive in time; the connection is closed"),
+    409: ("Conflict", "Clashes with what is stored, e.g. a message_id reused for other content"),
+    413: ("PayloadTooLarge", "The body, or the batch, is larger than allowed"),
+    415: ("UnsupportedMediaType", "The body is not sent as application/json"),
+    422: ("Unprocessable", "The document breaks its schema or rules; errors lists every "
+                          "violation with an RFC 6901 pointer"),
+    429: ("TooManyRequests", "Rate limit reached for the address or the organisation; "
+                            "retry after Retry-After seconds"),
+    503: ("Unavailable", "The gateway cannot decide now (e.g. no approved policy is active)"),
+}
+_PROBLEM_HEADERS: Mapping[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {
+        "description": "RFC 6750 section 3: the Bearer scheme and why the token failed",
+        "required": True, "schema": {"type": "string"}}},
+    429: {"Retry-After": {
+        "description": "RFC 9110 section 10.2.3: seconds to wait before retrying",
+        "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+}
+
+AUTHENTICATED_ANSWERS = (401, 429)
+BODY_ANSWERS = (400, 408, 413, 415)
+PATH_PARAMETER_ANSWERS = (404,)
+
+
+def _problem_responses() -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, (name, description) in _PROBLEMS.items():
+        response: dict[str, Any] = {
+            "description": f"{status}: {description} (an RFC 9457 problem document)",
+            "content": {"application/problem+json": {"schema": _schema("Problem")}},
+        }
+        if status in _PROBLEM_HEADERS:
+            response["headers"] = _PROBLEM_HEADERS[status]
+        responses[name] = response
+    return responses
+
+
+def _answers(
+    own: Iterable[int], *, public: bool, has_body: bool, has_path_parameter: bool
+) -> list[int]:
+    """Every problem status an operation can answer: its own and those of its kind."""
+    statuses = set(own)
+    if not public:
+        statuses.update(AUTHENTICATED_ANSWERS)
+    if has_body:
+        statuses.update(BODY_ANSWERS)
+    if has_path_parameter:
+        statuses.update(PATH_PARAMETER_ANSWERS)
+    unknown = statuses - _PROBLEMS.keys()
+    if unknown:
+        raise ValueError(f"no shared problem response for {sorted(unknown)}")
+    return sorted(statuses)
+
+
+def _operation(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    errors: Iterable[int] = (),
+    public: bool = False,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    body_required: bool = True,
+) -> dict[str, Any]:
+    """One operation; ``errors`` are the problem statuses only its handler chooses."""
+    parameters = parameters or []
+    operation: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    for status in _answers(
+        errors, public=public, has_body=body is not None,
+        has_path_parameter=any(p["in"] == "path" for p in parameters),
+    ):
+        operation["responses"].setdefault(
+            str(status), {"$ref": f"#/components/responses/{_PROBLEMS[status][0]}"}
+        )
+    if public:
+        operation["security"] = []
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {
+            "required": body_required,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation
+
+
+# Parameters and bodies shared by several operations --------------------------------------
+
 _MESSAGE_ID = {
     "name": "message_id",
     "in": "path",
     "required": True,
     "schema": {"type": "string", "format": "uuid"},
 }
-
-
-_POLICY_TEXT = {
-    "type": "object",
-    "required": ["text"],
-    "properties": {"text": {"type": "string", "description": "The policy YAML"},
-                   "cases": {"type": "string"}, "limit": {"type": "integer"}},
-}
-
-
-_NOTE = {"200": {"description": "A C2SP tlog-checkpoint in a signed note",
-                 "content": {"text/plain": {"schema": {"type": "string"}}}}}
+_CODE_PARAMETER = {"name": "code", "in": "path", "required": True,
+                   "schema": {"type": "string"}}
 
 
 def _query_int(name: str) -> dict[str, Any]:
@@ -50,33 +259,23 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
-_CODE_PARAMETER = {"name": "code", "in": "path", "required": True,
-                   "schema": {"type": "string"}}
+_POLICY_TEXT = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "description": "The policy YAML"},
+                   "cases": {"type": "string"}, "limit": {"type": "integer"}},
+}
+_POLICY_NAMED = {
+    "description": "A stored version by name, or a draft as YAML text; the active policy "
+                   "when left out",
+    "oneOf": [
+        {"type": "object", "required": ["version"], "properties": {"version": {"type": "string"}}},
+        {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+    ],
+}
 
-
-def _operation(
-    summary: str,
-    responses: dict[str, Any],
-    *,
-    public: bool = False,
-    parameters: list[dict[str, Any]] | None = None,
-    body: dict[str, Any] | None = None,
-    errors: tuple[str, ...] = ("401", "403"),
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
-    for code in () if public else errors:
-        operation["responses"].setdefault(code, _PROBLEM)
-    if public:
-        operation["security"] = []
-    if parameters:
-        operation["parameters"] = parameters
-    if body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": body}},
-        }
-    return operation
-
+_NOTE = {"200": {"description": "A C2SP tlog-checkpoint in a signed note",
+                 "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
 _DECISION = {
     "type": "object",
@@ -109,6 +308,17 @@ _RECEIPT = {
         "audit_index": {"type": ["integer", "null"]},
     },
 }
+_ACCEPTED = {
+    "description": "Accepted; delivery follows",
+    "headers": {
+        "Location": {"description": "The message's status resource",
+                     "required": True, "schema": {"type": "string"}},
+        "Idempotent-Replayed": {"description": "'true' when this is an identical earlier "
+                                               "submission's answer",
+                                "schema": {"type": "string", "enum": ["true"]}},
+    },
+    "content": {"application/json": {"schema": _schema("Receipt")}},
+}
 
 _BATCH_RESULTS = {
     "type": "object",
@@ -120,20 +330,22 @@ _BATCH_RESULTS = {
             "index": {"type": "integer", "description": "Position in the submitted batch"},
             "status": {"type": "integer",
                        "description": "What POST /v1/messages would have answered: 202, 403, "
-                                      "409, 422 (or 500: resend the item)"},
+                                      "409, 422, 503 (or 500: resend the item)"},
             "replayed": {"type": "boolean",
                          "description": "With 202: an identical earlier submission's answer "
                                         "(Idempotent-Replayed)"},
             "body": {"description": "The receipt (202) or the RFC 9457 problem document",
-                     "oneOf": [_RECEIPT, {"$ref": "#/components/schemas/Problem"}]},
+                     "oneOf": [_schema("Receipt"), _schema("Problem")]},
         },
     }}},
 }
 
 
 def document() -> dict[str, Any]:
+    """The whole description, bundled from the schema files as they are now."""
     return {
         "openapi": "3.1.0",
+        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
         "info": {
             "title": "dipgw — Drug Interventions Programme gateway",
             "version": __version__,
@@ -147,72 +359,65 @@ def document() -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
-            "schemas": {"Problem": {
-                "type": "object",
-                "required": ["type", "title", "status"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "detail": {"type": "string"},
-                    "instance": {"type": "string"},
-                    "errors": {"type": "array", "items": {
-                        "type": "object",
-                        "properties": {"pointer": {"type": "string"},
-                                       "message": {"type": "string"}},
-                    }},
-                },
-            }},
-            "responses": {
-                "Problem": {
-                    "description": "An RFC 9457 problem document",
-                    "content": {"application/problem+json": {"schema": {
-                        "$ref": "#/components/schemas/Problem"}}},
-                }
+            "schemas": {
+                **bundled_schemas(),
+                "Message": _message_schema(),
+                "Receipt": _RECEIPT,
+                "Problem": _PROBLEM_SCHEMA,
             },
+            "responses": _problem_responses(),
         },
         "security": [{"bearer": []}],
         "paths": {
             "/v1/messages": {"post": _operation(
                 "Submit one message",
-                {"202": _json("Accepted; delivery follows", _RECEIPT), "400": _PROBLEM,
-                 "409": _PROBLEM, "413": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM},
-                body=_ENVELOPE,
+                {"202": _ACCEPTED},
+                errors=(403, 409, 422, 503),
+                body=_schema("Message"),
             )},
             "/v1/messages/batch": {"post": _operation(
                 "Submit 1 to 500 messages under one token; each answered as POST /v1/messages "
                 "would answer it",
-                {"200": _json("One result per message, in order", _BATCH_RESULTS),
-                 "400": _PROBLEM, "413": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM},
+                {"200": _json("One result per message, in order", _BATCH_RESULTS)},
+                errors=(403, 422),
                 body={"type": "object", "required": ["messages"], "properties": {
                     "messages": {"type": "array", "minItems": 1, "maxItems": 500,
-                                 "items": _ENVELOPE}}},
+                                 "items": _schema("Message")}}},
             )},
             "/v1/messages/{message_id}": {"get": _operation(
                 "Status and history of a message (its sender or a recipient)",
-                {"200": _json("Status and history"), "404": _PROBLEM},
+                {"200": _json("Status and history")},
+                errors=(403,),
                 parameters=[_MESSAGE_ID],
             )},
             "/v1/policy/decide": {"post": _operation(
                 "The decision the gateway would take, without sending",
-                {"200": _json("Decisions per recipient"), "400": _PROBLEM, "422": _PROBLEM},
-                body=_ENVELOPE,
+                {"200": _json("Decisions per recipient")},
+                errors=(403, 422, 503),
+                body=_schema("Message"),
             )},
             "/v1/inbox": {"get": _operation(
                 "Delivered, unacknowledged messages for the caller's organisation",
                 {"200": _json("Oldest first")},
-                parameters=[{"name": "limit", "in": "query",
-                             "schema": {"type": "integer", "minimum": 1, "maximum": 500}}],
+                errors=(400, 403),
+                parameters=[
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    {"name": "org", "in": "query", "description": "The caller's own code; "
+                     "any other is refused", "schema": {"type": "string"}},
+                ],
             )},
             "/v1/inbox/{message_id}/ack": {"post": _operation(
                 "Acknowledge a delivered message (idempotent)",
-                {"200": _json("Acknowledged"), "404": _PROBLEM},
+                {"200": _json("Acknowledged")},
+                errors=(403,),
                 parameters=[_MESSAGE_ID],
             )},
             "/v1/inbox/stream": {"get": _operation(
                 "Server-sent events: waiting messages, then each new one",
                 {"200": {"description": "An event stream",
                          "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                errors=(400, 403),
                 parameters=[{"name": "Last-Event-ID", "in": "header",
                              "schema": {"type": "string"}}],
             )},
@@ -224,27 +429,29 @@ def document() -> dict[str, Any]:
             )},
             "/v1/directory/residence": {"get": _operation(
                 "The CJIT serving an area of residence (H 4.7.4)",
-                {"200": _json("The CJIT"), "404": _PROBLEM},
+                {"200": _json("The CJIT")},
+                errors=(400, 404),
                 parameters=[{"name": "area", "in": "query", "required": True,
                              "schema": {"type": "string"}}],
             )},
             "/v1/directory/import": {"post": _operation(
                 "Preview or apply the CJIT SPOC list as CSV (IG lead)",
-                {"200": _json("Added, changed, unchanged, not in file"), "422": _PROBLEM},
+                {"200": _json("Added, changed, unchanged, not in file")},
+                errors=(403, 422),
                 body={"type": "object", "required": ["csv"],
                       "properties": {"csv": {"type": "string"}, "apply": {"type": "boolean"}}},
             )},
             "/v1/directory/{code}/delivery": {
                 "get": _operation(
                     "An organisation's delivery channel (IG lead, or the organisation)",
-                    {"200": _json("channel, webhook_url, mesh_mailbox, email_notices"),
-                     "403": _PROBLEM, "404": _PROBLEM},
+                    {"200": _json("channel, webhook_url, mesh_mailbox, email_notices")},
+                    errors=(403,),
                     parameters=[_CODE_PARAMETER],
                 ),
                 "put": _operation(
                     "Choose an organisation's delivery channel (IG lead; audited)",
-                    {"200": _json("The channel now in force"), "404": _PROBLEM,
-                     "422": _PROBLEM},
+                    {"200": _json("The channel now in force")},
+                    errors=(403, 422),
                     parameters=[_CODE_PARAMETER],
                     body={"type": "object", "required": ["channel"],
                           "additionalProperties": False,
@@ -264,20 +471,20 @@ def document() -> dict[str, Any]:
             "/v1/schemas/{type}": {"get": _operation(
                 "One JSON Schema (2020-12)",
                 {"200": {"description": "The schema", "content": {
-                    "application/schema+json": {"schema": {"type": "object"}}}},
-                 "404": _PROBLEM},
-                parameters=[{"name": "type", "in": "path", "required": True,
-                             "schema": {"type": "string"}}],
+                    "application/schema+json": {"schema": {"type": "object"}}}}},
+                parameters=[_path("type")],
             )},
             "/v1/consents": {
                 "post": _operation(
                     "Record a person's consent to share (FHIR Consent shape)",
-                    {"201": _json("The FHIR Consent resource"), "422": _PROBLEM},
-                    body={"$ref": "urn:dipgw:schema:api:consent_request:1"},
+                    {"201": _json("The FHIR Consent resource")},
+                    errors=(403, 422),
+                    body=_schema("consent_request"),
                 ),
                 "get": _operation(
                     "A person's consent records, by PNC ID or by name and date of birth",
-                    {"200": _json("FHIR Consent resources"), "400": _PROBLEM},
+                    {"200": _json("FHIR Consent resources")},
+                    errors=(400, 403),
                     parameters=[
                         {"name": name, "in": "query", "schema": {"type": "string"}}
                         for name in ("pnc_id", "given_name", "family_name", "date_of_birth")
@@ -286,46 +493,60 @@ def document() -> dict[str, Any]:
             },
             "/v1/consents/{consent_id}/withdraw": {"post": _operation(
                 "Withdraw a consent; stops undelivered consent-based messages of the person",
-                {"200": _json("The withdrawn consent and the stopped shares"), "404": _PROBLEM},
+                {"200": _json("The withdrawn consent and the stopped shares")},
+                errors=(403,),
                 parameters=[_path("consent_id")],
             )},
             "/v1/policy": {"get": _operation(
-                "The active sharing policy: version and rules", {"200": _json("Policy")})},
+                "The active sharing policy: version and rules", {"200": _json("Policy")},
+                errors=(503,),
+            )},
             "/v1/policy/versions": {
-                "get": _operation("Policy versions (IG lead)", {"200": _json("Versions")}),
+                "get": _operation("Policy versions (IG lead)", {"200": _json("Versions")},
+                                  errors=(403,)),
                 "post": _operation(
                     "Propose a policy version (IG lead); a second IG lead must approve it",
-                    {"201": _json("The proposed version"), "422": _PROBLEM},
+                    {"201": _json("The proposed version")},
+                    errors=(403, 409, 422),
                     body=_POLICY_TEXT,
                 ),
             },
             "/v1/policy/versions/{version}/approve": {"post": _operation(
                 "Approve another IG lead's proposed version, from an effective time",
-                {"200": _json("The approved version"), "404": _PROBLEM},
+                {"200": _json("The approved version")},
+                errors=(403, 409),
                 parameters=[_path("version")],
+                body={"type": "object", "properties": {
+                    "effective_from": {"type": "string", "format": "date-time"}}},
+                body_required=False,
             )},
             "/v1/policy/validate": {"post": _operation(
-                "Check a policy document (IG lead)", {"200": _json("Valid"), "422": _PROBLEM},
+                "Check a policy document (IG lead)", {"200": _json("Valid")},
+                errors=(403, 422),
                 body=_POLICY_TEXT,
             )},
             "/v1/policy/test": {"post": _operation(
-                "Run a policy's own cases (IG lead)", {"200": _json("Case results"),
-                                                       "422": _PROBLEM},
+                "Run a policy's own cases (IG lead)", {"200": _json("Case results")},
+                errors=(403, 422),
                 body=_POLICY_TEXT,
             )},
             "/v1/policy/diff": {"post": _operation(
                 "Every situation two policy versions decide differently (IG lead)",
-                {"200": _json("Changes"), "422": _PROBLEM},
-                body={"type": "object"},
+                {"200": _json("Changes")},
+                errors=(403, 422, 503),
+                body={"type": "object",
+                      "properties": {"before": _POLICY_NAMED, "after": _POLICY_NAMED}},
             )},
             "/v1/policy/simulate": {"post": _operation(
                 "Replay recorded traffic through a draft policy (IG lead)",
-                {"200": _json("Changes"), "422": _PROBLEM},
+                {"200": _json("Changes")},
+                errors=(403, 422),
                 body=_POLICY_TEXT,
             )},
             "/v1/audit/checkpoint": {
-                "get": _operation("The newest signed checkpoint (auditor)", _NOTE),
-                "post": _operation("Sign a checkpoint now (auditor)", _NOTE),
+                "get": _operation("The newest signed checkpoint (auditor)", _NOTE,
+                                  errors=(403, 404)),
+                "post": _operation("Sign a checkpoint now (auditor)", _NOTE, errors=(403, 404)),
             },
             "/v1/audit/keys": {"get": _operation(
                 "Verifier keys, current and retired, one a line",
@@ -334,16 +555,19 @@ def document() -> dict[str, Any]:
             )},
             "/v1/audit/proof/inclusion": {"get": _operation(
                 "RFC 9162 inclusion proof of an entry in a signed checkpoint (auditor)",
-                {"200": _json("Proof with the signed checkpoint"), "404": _PROBLEM},
+                {"200": _json("Proof with the signed checkpoint")},
+                errors=(400, 403, 404),
                 parameters=[_query_int("index"), _query_int("size")],
             )},
             "/v1/audit/proof/consistency": {"get": _operation(
                 "RFC 9162 consistency proof between two signed checkpoints (auditor)",
-                {"200": _json("Proof with both checkpoints"), "404": _PROBLEM},
+                {"200": _json("Proof with both checkpoints")},
+                errors=(400, 403, 404),
                 parameters=[_query_int("from"), _query_int("to")],
             )},
             "/v1/audit/entries": {"get": _operation(
                 "Audit entries by index (auditor)", {"200": _json("Entries")},
+                errors=(400, 403),
                 parameters=[_query_int("from"), _query_int("to")],
             )},
             "/v1/audit/export": {"get": _operation(
@@ -351,6 +575,7 @@ def document() -> dict[str, Any]:
                 {"200": {"description": "The bundle",
                          "content": {"application/gzip": {"schema": {"type": "string",
                                                                       "format": "binary"}}}}},
+                errors=(400, 403, 404),
                 parameters=[_query_int("from"), _query_int("to")],
             )},
             "/healthz": {"get": _operation(
