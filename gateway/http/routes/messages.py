@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from gateway import access
+from gateway.consent import SubjectKeys
 from gateway.decision import combined
 from gateway.errors import (
     AccessDenied,
@@ -156,10 +157,38 @@ async def message_status(request: web.Request) -> web.Response:
 
 @routes.post("/v1/policy/decide")
 async def decide(request: web.Request) -> web.Response:
-    """The decision the gateway would take, without storing or sending anything."""
+    """The decision the gateway would take, without storing or sending anything.
+
+    A message without ``to`` has its recipients worked out from the gateway's records (the
+    CJIT its history shows managing the person, the sender of the message it answers), so
+    the answer discloses DIP history about that person even though nothing is sent. That
+    read is logged as a consultation (DPA 2018 s.62(1)(b)) before answering, whether the
+    answer is a decision or a refusal: "no one can be found" says something too.
+    """
     services = request.app[SERVICES]
+    principal = principal_of(request)
     document = await read_json(request)
-    assessment = await services.submissions.assess(principal_of(request), document)
+    resolving = (
+        isinstance(document, dict)
+        and not document.get("to")
+        and services.schemas.is_valid(document)
+    )
+    try:
+        assessment = await services.submissions.assess(principal, document)
+    except GatewayError as refused:
+        if resolving:
+            await consulted(
+                services, principal, "recipient_resolution",
+                subject=SubjectKeys.of(document["subject"]), type=document["type"],
+                refused=refused.slug,
+            )
+        raise
+    if resolving:
+        await consulted(
+            services, principal, "recipient_resolution",
+            subject=SubjectKeys.of(document["subject"]), type=document["type"],
+            resolved=dict(assessment.resolved_by),
+        )
     decisions = [decision for _, decision in assessment.decisions]
     return web.json_response(
         {
