@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from gateway.channels.mesh import MeshSettings
 from gateway.errors import ConfigurationError
 
 _ENVIRONMENTS = ("development", "production")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,21 @@ class Settings:
     delivery_key_file_override: Path | None = None
     smtp: SmtpSettings | None = None
     mesh: MeshSettings | None = None
+    # Rate limits (gateway.http.limits): requests per second and the burst saved up; a
+    # rate of 0 is no limit. The defaults sit above what one gateway process serves, so
+    # only floods meet them; failed authentications have a bucket of their own.
+    rate_address_per_s: float = 1000.0
+    rate_address_burst: int = 2000
+    rate_auth_failures_per_s: float = 1.0
+    rate_auth_failures_burst: int = 30
+    rate_org_per_s: float = 1000.0
+    rate_org_burst: int = 2000
+    rate_max_tracked: int = 100_000
+    # Reverse proxies whose X-Forwarded-For is believed; nobody else's is.
+    rate_trusted_proxies: tuple[Network, ...] = ()
+    # Read timeouts (gateway.http.server, gateway.http.body), seconds.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
     @property
     def is_production(self) -> bool:
@@ -121,6 +139,19 @@ class Settings:
             ),
             smtp=_smtp(env),
             mesh=MeshSettings.from_env(env),
+            rate_address_per_s=_float(env, "DIPGW_RATE_ADDRESS_PER_SECOND",
+                                      cls.rate_address_per_s),
+            rate_address_burst=_int(env, "DIPGW_RATE_ADDRESS_BURST", cls.rate_address_burst),
+            rate_auth_failures_per_s=_float(env, "DIPGW_RATE_AUTH_FAILURES_PER_SECOND",
+                                            cls.rate_auth_failures_per_s),
+            rate_auth_failures_burst=_int(env, "DIPGW_RATE_AUTH_FAILURES_BURST",
+                                          cls.rate_auth_failures_burst),
+            rate_org_per_s=_float(env, "DIPGW_RATE_ORG_PER_SECOND", cls.rate_org_per_s),
+            rate_org_burst=_int(env, "DIPGW_RATE_ORG_BURST", cls.rate_org_burst),
+            rate_max_tracked=_int(env, "DIPGW_RATE_MAX_TRACKED", cls.rate_max_tracked),
+            rate_trusted_proxies=_networks(env, "DIPGW_RATE_TRUSTED_PROXIES"),
+            header_timeout_s=_positive(env, "DIPGW_HEADER_TIMEOUT", cls.header_timeout_s),
+            body_timeout_s=_positive(env, "DIPGW_BODY_TIMEOUT", cls.body_timeout_s),
             # Demo organisations with generated keys must never appear in production.
             seed_demo_directory=environment != "production",
         )
@@ -152,3 +183,35 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigurationError(f"{name} must not be negative")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ConfigurationError(f"{name} must be a finite number, not negative")
+    return value
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value == 0:
+        raise ConfigurationError(f"{name} must be more than 0 seconds")
+    return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDR networks, e.g. ``127.0.0.1, 10.0.0.0/8``."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in env.get(name, "").split(",")
+            if part.strip()
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None

@@ -140,6 +140,27 @@ class IdempotencyConflict(GatewayError):
     title = "Message id already used for different content"
 
 
+class RateLimited(GatewayError):
+    """Too many requests from one address or organisation; try again after a wait."""
+
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+    def extensions(self) -> Mapping[str, Any]:
+        return {"retry_after_s": self.retry_after_s}
+
+
+class RequestTimeout(GatewayError):
+    """The request body did not arrive in time; the connection is closed."""
+
+    slug = "request-timeout"
+    title = "Request body not received in time"
+
+
 class ServiceUnavailable(GatewayError):
     slug = "unavailable"
     title = "Service unavailable"

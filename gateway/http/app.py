@@ -33,6 +33,7 @@ from gateway.directory import Directory
 from gateway.errors import ConfigurationError
 from gateway.http import openapi
 from gateway.http.context import authentication_middleware, request_context_middleware
+from gateway.http.limits import AddressLimits, OrganisationLimits
 from gateway.http.problems import problems_middleware
 from gateway.http.routes import audit as audit_routes
 from gateway.http.routes import consents as consent_routes
@@ -119,7 +120,9 @@ def create_app(
         middlewares=[
             request_context_middleware,
             problems_middleware,
+            AddressLimits(settings),
             authentication_middleware,
+            OrganisationLimits(settings),
         ],
     )
     for module in (

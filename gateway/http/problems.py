@@ -23,10 +23,12 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.AccessDenied, 403),
     (errors.PolicyRefused, 403),
     (errors.NotFound, 404),
+    (errors.RequestTimeout, 408),
     (errors.IdempotencyConflict, 409),
     (errors.PayloadTooLarge, 413),
     (errors.UnsupportedMediaType, 415),
     (errors.InvalidMessage, 422),
+    (errors.RateLimited, 429),
     (errors.ServiceUnavailable, 503),
 )
 
@@ -126,7 +128,13 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        return _problem_response(status, body, headers)
+        if isinstance(error, errors.RateLimited):
+            headers = {"Retry-After": str(error.retry_after_s)}  # RFC 9110 section 10.2.3
+        response = _problem_response(status, body, headers)
+        if isinstance(error, errors.RequestTimeout):
+            # The rest of the body may still be on its way: do not read it as a request.
+            response.force_close()
+        return response
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SERVICES].settings.max_body_bytes
         return problem_response(
