@@ -58,8 +58,7 @@ def _dev_credentials(settings: Settings, args: argparse.Namespace, org: str) -> 
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from gateway.http import server
     from gateway.http.app import create_app
 
     logs.configure(args.log_level)
@@ -71,14 +70,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     # uvloop: a faster event loop for the same code (see the issue 3 note for figures).
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        loop=uvloop.new_event_loop(),
-    )
+    # The server bounds how long a request head and body may take to arrive.
+    server.serve(app, settings, uvloop.new_event_loop())
     return 0
 
 

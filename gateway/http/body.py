@@ -1,13 +1,24 @@
-"""Reading a JSON request body safely: media type, size and nesting are checked first."""
+"""Reading a JSON request body safely: media type, size and nesting are checked first.
+
+The whole body must arrive within ``body_timeout_s`` of the handler asking for it: a
+client that promises a Content-Length and sends it a byte at a time is answered 408
+(RFC 9110 section 15.5.9) and its connection is closed, instead of holding it forever.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import (
+    MalformedRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from gateway.http.services import SERVICES
 from gateway.validation import parse_document
 
@@ -22,7 +33,13 @@ async def read_json(request: web.Request) -> Any:
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
         raise PayloadTooLarge(f"The body may be at most {settings.max_body_bytes} bytes.")
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(settings.body_timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise RequestTimeout(
+            f"The body did not arrive within {settings.body_timeout_s:g} seconds."
+        ) from None
     return parse_document(raw, max_depth=settings.max_json_depth)
 
 
