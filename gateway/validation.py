@@ -13,12 +13,14 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
+from jsonschema.validators import extend
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -91,6 +93,101 @@ _FORMAT_HINTS = {
     "uuid": "a UUID in its canonical form, e.g. 0b5c1a7e-4f2d-4c8a-9a55-3f1f6f0e2d11",
     "email": "an e-mail address",
 }
+
+
+@lru_cache(maxsize=512)
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    r"""Compile a schema's ``pattern`` so that Python matches what ECMA-262 would.
+
+    JSON Schema 2020-12 (Core, section 6.4) gives ``pattern`` ECMA-262 semantics, where
+    ``$`` (no multiline flag) matches only at the very end of the input. Python's ``$``
+    also matches before a final newline, so ``^[A-Z]{3}$`` would pass ``"ABC\n"``: each
+    ``$`` that is neither escaped nor inside a character class becomes ``\Z``, the true
+    end. jsonschema-rs already reads ``$`` this way; this makes the explaining validator,
+    and the request schemas checked by it alone, agree.
+    """
+    translated: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            translated.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "$":
+            char = r"\Z"
+        translated.append(char)
+        index += 1
+    return re.compile("".join(translated))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        regex = ecma_regex(pattern)
+        for name, value in instance.items():
+            if isinstance(name, str) and regex.search(name):
+                yield from validator.descend(value, subschema, path=name, schema_path=pattern)
+
+
+def _undeclared(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Names neither in ``properties`` nor matching a ``patternProperties`` pattern."""
+    known = schema.get("properties", {})
+    patterns = [ecma_regex(p) for p in schema.get("patternProperties", {})]
+    return [
+        name for name in instance
+        if name not in known
+        and not (isinstance(name, str) and any(p.search(name) for p in patterns))
+    ]
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    extras = _undeclared(instance, schema)
+    if validator.is_type(additional, "object"):
+        for name in extras:
+            yield from validator.descend(instance[name], additional, path=name)
+    elif additional is False and extras:
+        listed = ", ".join(sorted(repr(name) for name in extras))
+        yield ValidationError(f"Additional properties are not allowed ({listed} unexpected)")
+
+
+# JSON Schema 2020-12 with ECMA-262 patterns: every keyword that matches a regex.
+EcmaValidator = extend(  # type: ignore[no-untyped-call]  # untyped in types-jsonschema
+    Draft202012Validator,
+    {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)
+
+
+def schema_validator(schema: Mapping[str, Any], **options: Any) -> Draft202012Validator:
+    """An explaining validator for ``schema``: Draft 2020-12, ECMA-262 ``pattern``, and our
+    strict formats unless ``format_checker`` says otherwise."""
+    Draft202012Validator.check_schema(schema)
+    options.setdefault("format_checker", SCHEMA_FORMATS)
+    validator: Draft202012Validator = EcmaValidator(schema, **options)
+    return validator
 
 
 def parse_document(raw: bytes, *, max_depth: int) -> Any:
@@ -168,9 +265,10 @@ class SchemaSet:
     """The envelope schema and one compiled validator per message type.
 
     Each schema is compiled twice: by jsonschema-rs, which answers "valid or not" about
-    sixty times faster and so takes the hot path, and by jsonschema, which explains each
-    violation with the pointers and messages a person reads. A test holds them in
-    agreement; the explaining validator alone decides what is reported.
+    sixty times faster and so takes the hot path and decides, and by jsonschema (with
+    ECMA-262 patterns, as jsonschema-rs reads them), which explains each violation with the
+    pointers and messages a person reads. Property tests hold them in agreement, and
+    :meth:`check` refuses whatever jsonschema-rs refuses even if the explanation is empty.
     """
 
     documents: Mapping[str, Mapping[str, Any]]
@@ -203,10 +301,7 @@ class SchemaSet:
         validators = {}
         fast = {}
         for name, doc in documents.items():
-            Draft202012Validator.check_schema(doc)
-            validators[name] = Draft202012Validator(
-                doc, registry=registry, format_checker=checker
-            )
+            validators[name] = schema_validator(doc, registry=registry, format_checker=checker)
             fast[name] = jsonschema_rs.Draft202012Validator(
                 dict(doc), registry=fast_registry, formats=_FORMATS, validate_formats=True
             )
@@ -230,15 +325,40 @@ class SchemaSet:
         return sorted(set(found), key=lambda v: (v.pointer, v.message))
 
     def check(self, document: Any) -> Mapping[str, Any]:
-        """Return the document if it is valid; otherwise raise listing every violation."""
+        """Return the document if it is valid; otherwise raise listing every violation.
+
+        jsonschema-rs decides and jsonschema explains. Should the explanation find nothing
+        wrong with a document jsonschema-rs refuses, the document is still refused, with
+        jsonschema-rs's own findings: a disagreement between the two never lets through
+        what a schema forbids.
+        """
         if not isinstance(document, dict):
             raise InvalidMessage([Violation("", "The message must be a JSON object.")])
         if self.is_valid(document):
             return document
-        found = self.violations(document)
-        if found:
-            raise InvalidMessage(found)
-        return document
+        raise InvalidMessage(self.violations(document) or self._fast_violations(document))
+
+    def _fast_violations(self, document: Mapping[str, Any]) -> list[Violation]:
+        """What jsonschema-rs finds, worded without echoing the value (it may be personal
+        data), by the keyword and the schema location it breaks."""
+        found = [
+            (pointer(error.instance_path), error.schema_path)
+            for error in self.fast[ENVELOPE_SCHEMA].iter_errors(document)
+        ]
+        body_validator = self.fast.get(str(document.get("type")))
+        if body_validator is not None and isinstance(document.get("body"), dict):
+            found += [
+                (pointer(["body", *error.instance_path]), error.schema_path)
+                for error in body_validator.iter_errors(document["body"])
+            ]
+        violations = {
+            Violation(where, f"Breaks the schema's '{path[-1]}' rule at {pointer(path)}.")
+            for where, path in found
+            if path
+        }
+        return sorted(violations, key=lambda v: (v.pointer, v.message)) or [
+            Violation("", "The message does not match its schema.")
+        ]
 
 
 def explain(errors: Iterable[ValidationError], prefix: Sequence[str]) -> Iterator[Violation]:
@@ -259,13 +379,10 @@ def _messages(error: ValidationError, where: list[Any]) -> Iterator[Violation]:
                 yield Violation(pointer([*where, name]), f"'{name}' is required here.")
         return
     if kind == "additionalProperties" and isinstance(error.instance, dict):
-        known = schema.get("properties", {})
-        patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-        for name in error.instance:
-            if name not in known and not any(p.search(name) for p in patterns):
-                yield Violation(
-                    pointer([*where, name]), f"'{name}' is not a field this message may carry."
-                )
+        for name in _undeclared(error.instance, schema):
+            yield Violation(
+                pointer([*where, name]), f"'{name}' is not a field this message may carry."
+            )
         return
     yield Violation(pointer(where), _describe(error, kind, value))
 

@@ -20,7 +20,7 @@ from gateway.errors import InvalidPolicy, MalformedRequest, Violation
 from gateway.model import Consent, MessageType, OrgKind, Route, canonical_json
 from gateway.policy.facts import FACT_NAMES
 from gateway.policy.rules import ConsentState, Effect, FactValue, PolicySet, Rule
-from gateway.validation import check_structure, explain
+from gateway.validation import check_structure, explain, schema_validator
 
 POLICY_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "policies" / "policy.schema.json"
 _VOCABULARY: Mapping[str, frozenset[str]] = {
@@ -33,7 +33,7 @@ _VOCABULARY: Mapping[str, frozenset[str]] = {
 
 
 def _schema_validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads(POLICY_SCHEMA_PATH.read_text(encoding="utf-8")))
+    return schema_validator(json.loads(POLICY_SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
 _VALIDATOR = _schema_validator()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from jsonschema import Draft202012Validator
 
 from gateway import access
 from gateway.audit import AuditAction, AuditEvent
@@ -26,17 +25,16 @@ from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
 from gateway.model import OrgKind, Principal
-from gateway.validation import SCHEMA_FORMATS, explain
+from gateway.validation import explain, schema_validator
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
 
-_REQUEST_SCHEMA = Draft202012Validator(
+_REQUEST_SCHEMA = schema_validator(
     json.loads(
         (Path(__file__).resolve().parents[3] / "schemas" / "api" / "consent_request.schema.json")
         .read_text(encoding="utf-8")
-    ),
-    format_checker=SCHEMA_FORMATS,
+    )
 )
 # Consent is recorded and read by the services that hold the care relationship (CONTRACT.md).
 CONSENT_KINDS = frozenset({OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION})
