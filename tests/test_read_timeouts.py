@@ -5,6 +5,7 @@ request on another connection is answered as usual. Also through ``dipgw serve``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -48,9 +49,33 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Settings, int]]:
     await runner.cleanup()
 
 
-async def closed_within(reader: asyncio.StreamReader, bound_s: float) -> bytes:
-    """Everything the server sent until it closed; fails if it is still open at ``bound_s``."""
-    return await asyncio.wait_for(reader.read(), bound_s)
+async def connect(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def received_until_closed(sock: socket.socket, bound_s: float) -> bytes:
+    """What the server sent before closing, even if it closed with a reset (which it may,
+    since the client is still sending): the kernel hands over received bytes first, where
+    ``asyncio.StreamReader`` would raise and drop them."""
+    loop = asyncio.get_running_loop()
+    chunks = []
+    async with asyncio.timeout(bound_s):
+        while True:
+            try:
+                chunk = await loop.sock_recv(sock, 65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def test_a_hundred_half_sent_requests_are_closed_and_others_still_served(
@@ -59,53 +84,53 @@ async def test_a_hundred_half_sent_requests_are_closed_and_others_still_served(
     settings, port = gateway
     connections = []
     for n in range(100):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(HALF_SENT[n % len(HALF_SENT)])
-        await writer.drain()
-        connections.append((reader, writer))
+        sock = await connect(port)
+        await asyncio.get_running_loop().sock_sendall(sock, HALF_SENT[n % len(HALF_SENT)])
+        connections.append(sock)
 
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
-            f"http://127.0.0.1:{port}/v1/inbox", headers=bearer(settings, "CJIT-SFK")
-        ) as response:
-            assert response.status == 200
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{port}/v1/inbox", headers=bearer(settings, "CJIT-SFK")
+    ) as response:
+        assert response.status == 200
 
     answers = await asyncio.gather(
-        *(closed_within(reader, HEADER_TIMEOUT_S + SLACK_S) for reader, _ in connections)
+        *(received_until_closed(sock, HEADER_TIMEOUT_S + SLACK_S) for sock in connections)
     )
     assert answers == [b""] * 100  # closed without an answer: there was no request
-    for _, writer in connections:
-        writer.close()
+    for sock in connections:
+        sock.close()
 
 
 async def test_a_head_sent_a_byte_at_a_time_is_cut_off(gateway: tuple[Settings, int]) -> None:
     _, port = gateway
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
     head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 1000
+    with await connect(port) as sock:
 
-    async def dribble() -> None:
-        for byte in head:
-            writer.write(bytes([byte]))
-            await asyncio.sleep(0.02)
+        async def dribble() -> None:
+            with contextlib.suppress(OSError):  # until the server hangs up
+                for byte in head:
+                    await loop.sock_sendall(sock, bytes([byte]))
+                    await asyncio.sleep(0.02)
 
-    sender = asyncio.create_task(dribble())
-    try:
-        assert await closed_within(reader, HEADER_TIMEOUT_S + SLACK_S) == b""
-        assert not sender.done()  # it was still sending: activity does not extend the time
-    finally:
-        sender.cancel()
-        writer.close()
+        sender = asyncio.create_task(dribble())
+        try:
+            assert await received_until_closed(sock, HEADER_TIMEOUT_S + SLACK_S) == b""
+            assert not sender.done()  # still sending: activity does not extend the time
+        finally:
+            sender.cancel()
 
 
 async def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(
     gateway: tuple[Settings, int],
 ) -> None:
     _, port = gateway
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    answer = await closed_within(reader, HEADER_TIMEOUT_S + SLACK_S)
+    with await connect(port) as sock:
+        await asyncio.get_running_loop().sock_sendall(
+            sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        answer = await received_until_closed(sock, HEADER_TIMEOUT_S + SLACK_S)
     assert answer.startswith(b"HTTP/1.1 200")
-    writer.close()
 
 
 async def test_a_dribbled_body_is_answered_408_and_the_connection_closed(
@@ -118,21 +143,22 @@ async def test_a_dribbled_body_is_answered_408_and_the_connection_closed(
         f"Authorization: {bearer(settings, 'POL-SFK-IPS')['Authorization']}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(head + body[:10])
+    loop = asyncio.get_running_loop()
+    with await connect(port) as sock:
+        await loop.sock_sendall(sock, head + body[:10])
 
-    async def dribble() -> None:
-        for byte in body[10:]:
-            writer.write(bytes([byte]))
-            await asyncio.sleep(0.05)
+        async def dribble() -> None:
+            with contextlib.suppress(OSError):  # until the server hangs up
+                for byte in body[10:]:
+                    await loop.sock_sendall(sock, bytes([byte]))
+                    await asyncio.sleep(0.05)
 
-    sender = asyncio.create_task(dribble())
-    try:
-        # The body timeout, then at most as long again draining what is still coming.
-        answer = await closed_within(reader, 2 * BODY_TIMEOUT_S + SLACK_S)
-    finally:
-        sender.cancel()
-        writer.close()
+        sender = asyncio.create_task(dribble())
+        try:
+            # The body timeout, then at most as long again draining what is still coming.
+            answer = await received_until_closed(sock, 2 * BODY_TIMEOUT_S + SLACK_S)
+        finally:
+            sender.cancel()
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 408 Request Timeout"
     headers, _, problem = rest.partition(b"\r\n\r\n")
@@ -145,12 +171,11 @@ async def test_a_body_sent_in_time_is_read(gateway: tuple[Settings, int]) -> Non
     envelope = json.loads(
         (EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json").read_text()
     )
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"http://127.0.0.1:{port}/v1/messages", json=envelope,
-            headers=bearer(settings, "POL-SFK-IPS"),
-        ) as response:
-            assert response.status == 202
+    async with aiohttp.ClientSession() as session, session.post(
+        f"http://127.0.0.1:{port}/v1/messages", json=envelope,
+        headers=bearer(settings, "POL-SFK-IPS"),
+    ) as response:
+        assert response.status == 202
 
 
 def free_port() -> int:
@@ -174,14 +199,14 @@ async def test_dipgw_serve_applies_the_header_timeout(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                sock = await connect(port)
                 break
             except OSError:
                 assert time.monotonic() < deadline, "dipgw serve did not start listening"
                 await asyncio.sleep(0.1)
-        writer.write(HALF_SENT[2])
-        assert await closed_within(reader, HEADER_TIMEOUT_S + SLACK_S) == b""
-        writer.close()
+        with sock:
+            await asyncio.get_running_loop().sock_sendall(sock, HALF_SENT[2])
+            assert await received_until_closed(sock, HEADER_TIMEOUT_S + SLACK_S) == b""
     finally:
         process.terminate()
         process.wait(timeout=30)
