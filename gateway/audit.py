@@ -37,6 +37,12 @@ class AuditAction(StrEnum):
     POLICY_ACTIVATED = "policy.activated"
     AUDIT_EXPORTED = "audit.exported"
     DIRECTORY_UPDATED = "directory.updated"
+    DIRECTORY_IMPORT_PROPOSED = "directory.import_proposed"
+    PERSON_ADDED = "person.added"
+    PERSON_KEY_ADDED = "person.key_added"
+    SYSTEM_KEY_ADDED = "system.key_added"
+    GRANT_GIVEN = "grant.given"
+    GRANT_REVOKED = "grant.revoked"
     ALERT_ESCALATED = "alert.escalated"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
 

@@ -1,28 +1,38 @@
-"""Bearer-token authentication: JWTs signed by an organisation's own key (RFC 7519, 8725).
+"""Bearer-token authentication: JWTs signed by a key registered in the directory (RFC 7519,
+RFC 8725).
 
 Only asymmetric algorithms are accepted (EdDSA, ES256), and the algorithm is taken from
-the organisation's registered key, never trusted from the token alone, so ``alg=none``
-and HMAC key-confusion tokens cannot verify. Each token is single-use: its ``jti`` is
-remembered until it expires and a second use is refused.
+the registered key, never trusted from the token alone, so ``alg=none`` and HMAC
+key-confusion tokens cannot verify. The key decides who is calling: one of an
+organisation's systems, or one of its people. What they may do is what the gateway has
+granted them (``Directory.roles_of``); a token's ``role`` claim can only narrow that.
+Each token is single-use: its ``jti`` is remembered until the token could no longer be
+accepted (``exp`` plus the clock-skew leeway) and a second use is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 
 from gateway import keys
-from gateway.directory import Directory
-from gateway.errors import AuthenticationFailed
+from gateway.directory import Directory, KeyHolder
+from gateway.errors import AccessDenied, AuthenticationFailed, ConfigurationError
 from gateway.model import Principal, Role
 from gateway.storage.base import TokenLedger
 
 ACCEPTED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
-REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "role")
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti")
+# RFC 7515 compact serialisation: three base64url parts. Anything else (spaces, bytes that
+# are not ASCII) is refused before any parser sees it.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_TOKEN_CHARS = 8192
+MAX_CLAIM_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +54,7 @@ class TokenVerifier:
         self._ledger = ledger
         self._rules = rules
         self._clock = clock
-        self._key_cache: dict[tuple[str, str, str], jwt.PyJWK] = {}
+        self._key_cache: dict[tuple[str, str], jwt.PyJWK] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = _bearer(authorization)
@@ -55,9 +65,9 @@ class TokenVerifier:
         alg = header.get("alg")
         if alg not in ACCEPTED_ALGORITHMS:
             raise AuthenticationFailed(
-                f"Token algorithm {alg!r} is not accepted; sign with EdDSA or ES256."
+                "The token's algorithm is not accepted; sign with EdDSA or ES256."
             )
-        org_code, key = self._key(header.get("kid"), alg)
+        holder, key = self._key(header.get("kid"), alg)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -65,7 +75,7 @@ class TokenVerifier:
                 algorithms=[alg],
                 audience=self._rules.audience,
                 # The key decides the organisation: a token cannot claim another's name.
-                issuer=org_code,
+                issuer=holder.org.code,
                 leeway=self._rules.clock_skew_s,
                 options={"require": list(REQUIRED_CLAIMS), "verify_iat": True},
             )
@@ -81,7 +91,7 @@ class TokenVerifier:
             ) from None
         except jwt.InvalidIssuerError:
             raise AuthenticationFailed(
-                f"The token's issuer must be {org_code}, the owner of its signing key."
+                f"The token's issuer must be {holder.org.code}, the owner of its signing key."
             ) from None
         except jwt.InvalidSignatureError:
             raise AuthenticationFailed("The token's signature does not verify.") from None
@@ -89,64 +99,122 @@ class TokenVerifier:
             raise AuthenticationFailed(f"The token lacks the {exc.claim!r} claim.") from None
         except jwt.InvalidTokenError:
             raise AuthenticationFailed("The token is malformed.") from None
-        principal = self._principal(org_code, claims)
-        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-        if not await self._ledger.claim(org_code, claims["jti"], expires_at, self._clock()):
+        expires = self._lifetime(claims)
+        principal = self._principal(holder, claims)
+        # Remember the jti for as long as the leeway would still accept the token.
+        remember_until = datetime.fromtimestamp(expires, UTC) + timedelta(
+            seconds=self._rules.clock_skew_s
+        )
+        if not await self._ledger.claim(
+            holder.org.code, principal.token_id, remember_until, self._clock()
+        ):
             raise AuthenticationFailed("The token has already been used; sign a new one.")
         return principal
 
-    def _key(self, kid: object, alg: str) -> tuple[str, jwt.PyJWK]:
-        if not isinstance(kid, str):
-            raise AuthenticationFailed("The token header has no key id (kid).")
-        entry = self._directory.key(kid)
+    def _key(self, kid: object, alg: str) -> tuple[KeyHolder, jwt.PyJWK]:
+        if not isinstance(kid, str) or not kid or len(kid) > MAX_CLAIM_CHARS:
+            raise AuthenticationFailed("The token header has no usable key id (kid).")
+        holder = self._directory.key(kid)
         # The registered key decides the algorithm; a token cannot choose another.
-        if entry is None or keys.algorithm_for(dict(entry[1])) != alg:
-            raise AuthenticationFailed(f"Key {kid!r} is not registered for {alg}.")
-        org, jwk = entry
-        cache_key = (org.code, kid, str(jwk.get("x")))
+        if holder is None or _algorithm(holder.jwk) != alg:
+            raise AuthenticationFailed("The token's key is not registered for its algorithm.")
+        cache_key = (kid, str(holder.jwk.get("x")))
         cached = self._key_cache.get(cache_key)
         if cached is None:
-            cached = self._key_cache[cache_key] = jwt.PyJWK(dict(jwk), algorithm=alg)
-        return org.code, cached
+            cached = self._key_cache[cache_key] = jwt.PyJWK(dict(holder.jwk), algorithm=alg)
+        return holder, cached
 
-    def _principal(self, org_code: str, claims: dict[str, Any]) -> Principal:
-        lifetime = claims["exp"] - claims["iat"]
-        if not isinstance(lifetime, int | float) or lifetime > self._rules.max_lifetime_s:
+    def _lifetime(self, claims: dict[str, Any]) -> int:
+        """``iat`` and ``exp`` as NumericDate (RFC 7519 section 2): numbers, not strings."""
+        issued, expires = claims["iat"], claims["exp"]
+        for name, value in (("iat", issued), ("exp", expires)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise AuthenticationFailed(f"The token's {name!r} must be a number of seconds.")
+        if expires - issued > self._rules.max_lifetime_s:
             raise AuthenticationFailed(
                 f"The token lives longer than {self._rules.max_lifetime_s} seconds."
             )
-        try:
-            role = Role(claims["role"])
-        except ValueError:
-            raise AuthenticationFailed(f"Unknown role {claims['role']!r}.") from None
-        if not isinstance(claims["jti"], str) or not claims["jti"]:
-            raise AuthenticationFailed("The token's jti must be a non-empty string.")
-        org = self._directory.get(org_code)
-        assert org is not None
-        return Principal(org=org, role=role, subject=str(claims["sub"]), token_id=claims["jti"])
+        return int(expires)
+
+    def _principal(self, holder: KeyHolder, claims: dict[str, Any]) -> Principal:
+        token_id, subject = claims["jti"], claims["sub"]
+        if not isinstance(token_id, str) or not token_id or len(token_id) > MAX_CLAIM_CHARS:
+            raise AuthenticationFailed(
+                f"The token's jti must be a string of 1 to {MAX_CLAIM_CHARS} characters."
+            )
+        if not isinstance(subject, str) or not subject or len(subject) > MAX_CLAIM_CHARS:
+            raise AuthenticationFailed(
+                f"The token's sub must be a string of 1 to {MAX_CLAIM_CHARS} characters."
+            )
+        if holder.person is not None:
+            if subject != holder.person.id:
+                raise AuthenticationFailed(
+                    "The token's sub must be the id of the person whose key signed it."
+                )
+            held = self._directory.roles_of(holder.person.id)
+            who = f"person {holder.person.id}"
+        else:
+            held = frozenset({Role.SYSTEM})
+            who = f"a system of {holder.org.code}"
+        return Principal(
+            org=holder.org,
+            roles=_narrowed(held, claims.get("role"), who),
+            subject=subject,
+            token_id=token_id,
+            person=holder.person,
+        )
+
+
+def _narrowed(held: frozenset[Role], claimed: object, who: str) -> frozenset[Role]:
+    """The roles to act in: all held, or the one the token names if it is held."""
+    if claimed is None:
+        return held
+    try:
+        role = Role(claimed) if isinstance(claimed, str) else None
+    except ValueError:
+        role = None
+    if role is None:
+        raise AuthenticationFailed("The token's role claim names no role.")
+    if role not in held:
+        raise AccessDenied(
+            f"The token asks to act as {role.value}, which {who} has not been granted; "
+            "a role claim can only narrow what the gateway grants."
+        )
+    return frozenset({role})
+
+
+def _algorithm(jwk: Any) -> str | None:
+    try:
+        return keys.algorithm_for(dict(jwk))
+    except ConfigurationError:  # a key of another type identifies no one (fail closed)
+        return None
 
 
 def _bearer(authorization: str | None) -> str:
     if not authorization:
         raise AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
-    return token.strip()
+    if len(token) > MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
+        raise AuthenticationFailed("The bearer token is not a compact JWS (RFC 7515).")
+    return token
 
 
 def issue_token(
     private_jwk: dict[str, Any],
     *,
     org_code: str,
-    role: Role,
+    role: Role | None,
     audience: str,
     subject: str,
     ttl_s: int,
     now: datetime,
     token_id: str,
 ) -> str:
-    """Sign a token as an organisation; what ``dipgw token`` and the client do."""
+    """Sign a token as an organisation's system or person; what ``dipgw token`` and the
+    client do. ``role`` narrows the caller to one role it holds; None acts in all of them."""
     alg = keys.algorithm_for(private_jwk)
     signing_key = jwt.PyJWK(private_jwk, algorithm=alg)
     issued = int(now.timestamp())
@@ -157,6 +225,7 @@ def issue_token(
         "iat": issued,
         "exp": issued + ttl_s,
         "jti": token_id,
-        "role": role.value,
     }
+    if role is not None:
+        claims["role"] = role.value
     return jwt.encode(claims, signing_key.key, algorithm=alg, headers={"kid": private_jwk["kid"]})

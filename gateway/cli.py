@@ -18,9 +18,10 @@ import aiohttp
 import uvloop
 
 from gateway import keys, logs
+from gateway.administration import PERSON_ID
 from gateway.client import Credentials, GatewayClient, GatewayProblem
 from gateway.config import Settings
-from gateway.directory import dev_key_path
+from gateway.directory import dev_key_path, find_person_key
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.model import Role
 
@@ -33,11 +34,38 @@ def _default_url(settings: Settings) -> str:
     return os.environ.get("DIPGW_URL") or f"http://{settings.host}:{settings.port}"
 
 
-def _dev_credentials(settings: Settings, args: argparse.Namespace, org: str) -> Credentials:
+def _dev_credentials(
+    settings: Settings, args: argparse.Namespace, org: str | None
+) -> Credentials:
+    """Sign as a demo person (``--person``) or an organisation's system (``--org``)."""
     if settings.is_production:
         raise ConfigurationError(
             "development tokens are refused in production (DIPGW_ENV=production); "
             "sign tokens with your organisation's own key management instead."
+        )
+    role = Role(args.role) if args.role else None
+    person = getattr(args, "person", None)
+    if person:
+        if not PERSON_ID.fullmatch(person):
+            raise ConfigurationError(f"{person!r} is not a person id such as cjit-sfk.ig-lead")
+        found = find_person_key(settings.dev_keys_dir, person)
+        if found is None:
+            raise ConfigurationError(
+                f"no development key for person {person} under {settings.dev_keys_dir}/people. "
+                "Start the gateway once (`make run`) so it seeds the demo people; "
+                "`dipgw people list ORG` shows who exists."
+            )
+        person_org, key_file = found
+        if getattr(args, "key", None):
+            key_file = Path(args.key)
+        return Credentials.for_person(
+            person_org, person, keys.read_private(key_file), role=role,
+            audience=settings.audience, ttl_s=args.ttl,
+        )
+    if not org:
+        raise ConfigurationError(
+            "say who acts: --person ID (a person, e.g. cjit-sfk.ig-lead) or --org CODE "
+            "(that organisation's system)"
         )
     key_file = Path(args.key) if getattr(args, "key", None) else dev_key_path(
         settings.dev_keys_dir, org
@@ -50,7 +78,7 @@ def _dev_credentials(settings: Settings, args: argparse.Namespace, org: str) -> 
     return Credentials(
         org_code=org,
         private_jwk=keys.read_private(key_file),
-        role=Role(args.role),
+        role=role or Role.SYSTEM,
         subject=args.subject,
         audience=settings.audience,
         ttl_s=args.ttl,
@@ -271,9 +299,13 @@ async def _directory_import(settings: Settings, args: argparse.Namespace) -> int
         print(f"~ {change['code']:<14} {fields}")
     for code in body["not_in_file"]:
         print(f"? {code:<14} not in the file (kept)")
-    print(f"{len(body['added'])} added, {len(body['changed'])} changed, "
-          f"{len(body['unchanged'])} unchanged, {len(body['not_in_file'])} not in the file; "
-          + ("applied." if body["applied"] else "preview only — run again with --apply."))
+    summary = (f"{len(body['added'])} added, {len(body['changed'])} changed, "
+               f"{len(body['unchanged'])} unchanged, {len(body['not_in_file'])} not in the file; ")
+    if "import_id" in body:
+        print(summary + f"proposed as import {body['import_id']}: a second operator person "
+              f"applies it with `dipgw directory approve-import {body['import_id']}`.")
+    else:
+        print(summary + "preview only — run again with --apply to propose it.")
     return 0
 
 
@@ -299,7 +331,8 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _inbox(settings: Settings, args: argparse.Namespace) -> int:
-    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+    credentials = _dev_credentials(settings, args, args.org)
+    async with GatewayClient(args.url, credentials) as client:
         for message_id in args.ack:
             _print_json(await client.acknowledge(message_id))
         if args.ack:
@@ -312,7 +345,7 @@ async def _inbox(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(items)
     elif not items:
-        print(f"The inbox of {args.org} is empty.")
+        print(f"The inbox of {credentials.org_code} is empty.")
     else:
         print(f"{'delivered at':<28} {'type':<20} {'from':<12} message id")
         for item in items:
@@ -320,13 +353,88 @@ async def _inbox(settings: Settings, args: argparse.Namespace) -> int:
                 f"{item['delivered_at']:<28} {item['type']:<20} {item['from']:<12} "
                 f"{item['message_id']}"
             )
-        print(f"\n{len(items)} waiting. Acknowledge with: dipgw inbox --org {args.org} --ack ID")
+        who = f"--person {args.person}" if args.person else f"--org {credentials.org_code}"
+        print(f"\n{len(items)} waiting. Acknowledge with: dipgw inbox {who} --ack ID")
     return 0
 
 
 async def _status(settings: Settings, args: argparse.Namespace) -> int:
     async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
         _print_json(await client.status(args.message_id))
+    return 0
+
+
+async def _whoami(settings: Settings, args: argparse.Namespace) -> int:
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        _print_json((await client.request("GET", "/v1/me")).body)
+    return 0
+
+
+def _public_key_file(path: str) -> dict[str, Any]:
+    try:
+        jwk = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"there is no file {path}") from None
+    except json.JSONDecodeError:
+        raise ConfigurationError(f"{path} does not hold a JSON Web Key") from None
+    if not isinstance(jwk, dict):
+        raise ConfigurationError(f"{path} does not hold a JSON Web Key")
+    # Only the public part ever leaves this machine.
+    return keys.public_jwk(jwk)
+
+
+async def _people(settings: Settings, args: argparse.Namespace) -> int:
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        action = args.people_command
+        if action == "list":
+            body = (await client.request("GET", f"/v1/directory/{args.code}/people")).body
+            for person in body["people"]:
+                roles = ", ".join(person["roles"]) or "no roles"
+                print(f"{person['id']:<28} {person['name']:<22} {roles}")
+            return 0
+        if action == "show":
+            body = (await client.request("GET", f"/v1/people/{args.person_id}")).body
+        elif action == "add":
+            record: dict[str, Any] = {"name": args.name, "email": args.email}
+            if args.id:
+                record["id"] = args.id
+            if args.public_key:
+                record["keys"] = [_public_key_file(args.public_key)]
+            body = (await client.request(
+                "POST", f"/v1/directory/{args.code}/people", json_body=record)).body
+        elif action == "add-key":
+            body = (await client.request(
+                "POST", f"/v1/people/{args.person_id}/keys",
+                json_body=_public_key_file(args.public_key))).body
+        elif action == "grant":
+            body = (await client.request(
+                "POST", f"/v1/people/{args.person_id}/grants",
+                json_body={"role": args.grant_role, "reason": args.reason})).body
+        else:
+            body = (await client.request(
+                "POST", f"/v1/grants/{args.grant_id}/revoke",
+                json_body={"reason": args.reason})).body
+    _print_json(body)
+    return 0
+
+
+def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
+    path = Path(args.out)
+    if path.exists():
+        raise ConfigurationError(f"{path} exists; choose another file")
+    private = keys.generate(args.algorithm)
+    keys.write_private(path, private)
+    print(f"private key written to {path} (0600); register this public key:", file=sys.stderr)
+    _print_json(keys.public_jwk(private))
+    return 0
+
+
+async def _directory_approve_import(settings: Settings, args: argparse.Namespace) -> int:
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        body = (await client.request(
+            "POST", f"/v1/directory/imports/{args.import_id}/approve", json_body={})).body
+    print(f"import {body['import_id']} applied: {len(body['added'])} added, "
+          f"{len(body['changed'])} changed.")
     return 0
 
 
@@ -340,16 +448,24 @@ def _run_async(
     return run
 
 
-def _add_identity(parser: argparse.ArgumentParser, *, org_required: bool) -> None:
-    parser.add_argument(
-        "--org", required=org_required,
-        help="organisation code to act as, e.g. CJIT-SFK (see GET /v1/directory)",
+def _add_identity(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument(
+        "--org",
+        help="act as this organisation's system, e.g. CJIT-SFK (see GET /v1/directory)",
+    )
+    who.add_argument(
+        "--person",
+        help="act as this demo person, e.g. cjit-sfk.ig-lead (`dipgw people list ORG`); "
+        "their roles are the ones the gateway granted them",
     )
     parser.add_argument(
-        "--role", default="system", choices=[r.value for r in Role],
-        help="role claimed in the token (default: system)",
+        "--role", choices=[r.value for r in Role],
+        help="narrow the token to one role you hold (default: every role you hold); "
+        "a role you were not granted is refused",
     )
-    parser.add_argument("--subject", default="system", help="token 'sub': the system or person")
+    parser.add_argument("--subject", default="system",
+                        help="a system's name in its token's 'sub' (a label, it grants nothing)")
     parser.add_argument(
         "--ttl", type=int, default=300, help="token lifetime in seconds (default: 300)"
     )
@@ -390,7 +506,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         epilog='example: curl -H "Authorization: Bearer $(dipgw token --org CJIT-SFK)" '
         "http://127.0.0.1:8080/v1/inbox",
     )
-    _add_identity(token, org_required=True)
+    _add_identity(token)
     token.set_defaults(handler=cmd_token)
 
     send = sub.add_parser(
@@ -403,7 +519,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--dry-run", action="store_true",
         help="ask for the decision only (POST /v1/policy/decide); nothing is sent",
     )
-    _add_identity(send, org_required=False)
+    _add_identity(send)
     _add_url(send, settings)
     send.set_defaults(handler=_run_async(_send))
 
@@ -413,7 +529,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "or acknowledge them.",
         epilog="example: dipgw inbox --org CJIT-SFK --ack 5f0c…",
     )
-    _add_identity(inbox, org_required=True)
+    _add_identity(inbox)
     _add_url(inbox, settings)
     inbox.add_argument("--limit", type=int, default=50, help="how many to list (1-500)")
     inbox.add_argument(
@@ -429,7 +545,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         description="Show the status and history of a message you sent or received.",
     )
     status.add_argument("message_id")
-    _add_identity(status, org_required=True)
+    _add_identity(status)
     _add_url(status, settings)
     status.set_defaults(handler=_run_async(_status))
     policy = sub.add_parser(
@@ -475,9 +591,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     p_approve.add_argument("--effective-from", help="RFC 3339 time it takes effect (default: now)")
     p_versions = policy_sub.add_parser("versions", help="list policy versions")
     for online in (p_sim, p_propose, p_approve, p_versions):
-        _add_identity(online, org_required=True)
+        _add_identity(online)
         _add_url(online, settings)
-        online.set_defaults(handler=_run_async(_policy_http), role="ig_lead")
+        online.set_defaults(handler=_run_async(_policy_http))
 
     audit = sub.add_parser(
         "audit", help="verify, export and manage the signed audit log",
@@ -513,9 +629,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a_export.add_argument("--out", required=True, help="file to write (.tar.gz)")
     a_export.add_argument("--from", dest="range_from", type=int)
     a_export.add_argument("--to", dest="range_to", type=int)
-    _add_identity(a_export, org_required=True)
+    _add_identity(a_export)
     _add_url(a_export, settings)
-    a_export.set_defaults(handler=_run_async(_audit_export), role="auditor")
+    a_export.set_defaults(handler=_run_async(_audit_export))
 
     directory_cmd = sub.add_parser(
         "directory", help="import the CJIT SPOC list (CSV); choose delivery channels")
@@ -529,9 +645,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         epilog="example: dipgw directory import spoc-list.csv --org CJIT-SFK --subject ig.one")
     d_import.add_argument("file")
     d_import.add_argument("--apply", action="store_true", help="apply, not just preview")
-    _add_identity(d_import, org_required=True)
+    _add_identity(d_import)
     _add_url(d_import, settings)
-    d_import.set_defaults(handler=_run_async(_directory_import), role="ig_lead")
+    d_import.set_defaults(handler=_run_async(_directory_import))
 
     d_channel = directory_sub.add_parser(
         "channel", help="show or choose how messages reach an organisation",
@@ -549,9 +665,69 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     d_channel.add_argument("--mesh-mailbox", help="MESH mailbox id (mesh channel)")
     d_channel.add_argument("--no-email-notices", action="store_true",
                            help="do not e-mail the SPOC when an alert arrives")
-    _add_identity(d_channel, org_required=True)
+    _add_identity(d_channel)
     _add_url(d_channel, settings)
-    d_channel.set_defaults(handler=_run_async(_directory_channel), role="ig_lead")
+    d_channel.set_defaults(handler=_run_async(_directory_channel))
+
+    d_approve = directory_sub.add_parser(
+        "approve-import", help="apply an import another operator person proposed",
+        description="Apply a proposed SPOC-list import (operator; not its proposer). It is "
+        "refused if the directory changed since the proposal.",
+        epilog="example: dipgw directory approve-import 0b6f… --person dipgw-ops.operator2")
+    d_approve.add_argument("import_id")
+    _add_identity(d_approve)
+    _add_url(d_approve, settings)
+    d_approve.set_defaults(handler=_run_async(_directory_approve_import))
+
+    whoami = sub.add_parser(
+        "whoami", help="show who the gateway takes you for, and your roles",
+        description="Ask the gateway who the token's signer is and which roles it holds.",
+        epilog="example: dipgw whoami --person cjit-sfk.admin")
+    _add_identity(whoami)
+    _add_url(whoami, settings)
+    whoami.set_defaults(handler=_run_async(_whoami))
+
+    people = sub.add_parser(
+        "people", help="an organisation's people, their keys and the roles granted to them",
+        description="People act with their own keys and hold only the roles the gateway "
+        "granted them. An organisation's administrator adds its people and grants spoc and "
+        "ig_lead; the operator grants the first administrator, auditors and operators.",
+        epilog="example: dipgw people grant cjit-sfk.spoc ig_lead --reason 'covering the IG "
+        "lead role' --person cjit-sfk.admin")
+    people_sub = people.add_subparsers(dest="people_command", required=True, metavar="ACTION")
+    pe_list = people_sub.add_parser("list", help="list an organisation's people and roles")
+    pe_list.add_argument("code", help="the organisation, e.g. CJIT-SFK")
+    pe_show = people_sub.add_parser("show", help="show a person, their keys and grants")
+    pe_show.add_argument("person_id")
+    pe_add = people_sub.add_parser("add", help="add a person to an organisation")
+    pe_add.add_argument("code", help="their organisation, e.g. CJIT-SFK")
+    pe_add.add_argument("--name", required=True)
+    pe_add.add_argument("--email", required=True, help="work e-mail")
+    pe_add.add_argument("--id", help="person id (default: ORG.local-part-of-email)")
+    pe_add.add_argument("--public-key", help="JWK file of a key they sign with (`dipgw keygen`)")
+    pe_key = people_sub.add_parser("add-key", help="register another public key for a person")
+    pe_key.add_argument("person_id")
+    pe_key.add_argument("--public-key", required=True, help="JWK file (`dipgw keygen`)")
+    pe_grant = people_sub.add_parser("grant", help="grant a person a role (audited)")
+    pe_grant.add_argument("person_id")
+    pe_grant.add_argument("grant_role", metavar="ROLE",
+                          choices=[r.value for r in Role if r is not Role.SYSTEM])
+    pe_grant.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    pe_revoke = people_sub.add_parser("revoke", help="revoke a grant (audited)")
+    pe_revoke.add_argument("grant_id")
+    pe_revoke.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    for action in (pe_list, pe_show, pe_add, pe_key, pe_grant, pe_revoke):
+        _add_identity(action)
+        _add_url(action, settings)
+        action.set_defaults(handler=_run_async(_people))
+
+    keygen = sub.add_parser(
+        "keygen", help="make a signing key pair and print its public JWK",
+        description="Write a new private key (0600) and print the public key to register "
+        "(`dipgw people add … --public-key` or `people add-key`).")
+    keygen.add_argument("--out", required=True, help="file for the private key")
+    keygen.add_argument("--algorithm", choices=["EdDSA", "ES256"], default="EdDSA")
+    keygen.set_defaults(handler=cmd_keygen)
 
     definitions = sub.add_parser(
         "rabbitmq-definitions",

@@ -24,14 +24,30 @@ DEFAULT_AUDIENCE = "urn:dipgw"
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """Signs tokens as an organisation, in a role, for one gateway audience."""
+    """Signs tokens as an organisation's system or one of its people, for one gateway
+    audience. ``role`` narrows the token to one role the signer holds (None: all of them);
+    it can never add one — the gateway grants roles, tokens do not."""
 
     org_code: str
     private_jwk: Mapping[str, Any]
-    role: Role = Role.SYSTEM
+    role: Role | None = Role.SYSTEM
     subject: str = "system"
     audience: str = DEFAULT_AUDIENCE
     ttl_s: int = 300
+
+    @classmethod
+    def for_person(
+        cls,
+        org_code: str,
+        person_id: str,
+        private_jwk: Mapping[str, Any],
+        *,
+        role: Role | None = None,
+        audience: str = DEFAULT_AUDIENCE,
+        ttl_s: int = 300,
+    ) -> Credentials:
+        """A person's credentials: the token's ``sub`` is their directory id."""
+        return cls(org_code, private_jwk, role, person_id, audience, ttl_s)
 
     def token(self) -> str:
         return issue_token(

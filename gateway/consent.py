@@ -110,6 +110,12 @@ class ConsentRecord:
     withdrawal_reason: str | None = None
 
     @property
+    def recorded_by(self) -> str:
+        """The organisation that recorded it (the performer is ``ORG/actor``, set by the
+        gateway from the recording caller's key, never from the request body)."""
+        return self.performer.split("/", 1)[0]
+
+    @property
     def status(self) -> ConsentStatus:
         return ConsentStatus.INACTIVE if self.withdrawn_at else ConsentStatus.ACTIVE
 

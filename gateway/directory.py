@@ -1,4 +1,5 @@
-"""The organisation directory: who exists, what kind they are, and their public keys.
+"""The directory: organisations, their people, the keys each signs with, and the roles
+the gateway has granted those people.
 
 Reads are served from an in-memory snapshot (the directory is small and read on every
 request); writes go through the repository and refresh the snapshot.
@@ -6,16 +7,26 @@ request); writes go through the repository and refresh the snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gateway import keys
 from gateway.audit import AuditLog
-from gateway.model import ChannelSettings, Contact, Organisation, OrgKind
-from gateway.storage.base import DirectoryRepository
+from gateway.model import (
+    AGENCY_KINDS,
+    ChannelSettings,
+    Contact,
+    Grant,
+    Organisation,
+    OrgKind,
+    Person,
+    Role,
+)
+from gateway.storage.base import DirectoryImport, DirectoryRepository
 
 DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
     Organisation(
@@ -74,30 +85,93 @@ DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
 )
 
 
+# The programme's oversight body and the gateway's operator, seeded beside the agencies.
+DEMO_AUTHORITIES: tuple[Organisation, ...] = (
+    Organisation(
+        "DIP-ASSURE", OrgKind.OVERSIGHT, "DIP Audit and Assurance", "England",
+        Contact("Assurance team", "020 7000 0601", "assurance@dip-oversight.example"),
+    ),
+    Organisation(
+        "DIPGW-OPS", OrgKind.OPERATOR, "dipgw national service team", "England",
+        Contact("Service desk", "020 7000 0701", "servicedesk@dipgw.example"),
+    ),
+)
+
+# Demo people: (person id suffix, name, roles), a SPOC, an IG lead and an administrator per
+# agency; the oversight body's auditor; two operator people (imports need a second one).
+_AGENCY_STAFF: tuple[tuple[str, Role], ...] = (
+    ("spoc", Role.SPOC), ("ig-lead", Role.IG_LEAD), ("admin", Role.ORG_ADMIN),
+)
+_AUTHORITY_STAFF: Mapping[str, tuple[tuple[str, str, Role], ...]] = {
+    "DIP-ASSURE": (("auditor", "Grace Adeyemi", Role.AUDITOR),
+                   ("admin", "Tom Whitfield", Role.ORG_ADMIN)),
+    "DIPGW-OPS": (("operator", "Sam Okoro", Role.DIRECTORY_ADMIN),
+                  ("operator2", "Lena Novak", Role.DIRECTORY_ADMIN)),
+}
+_DEMO_NAMES = (
+    "Aisha Khan", "Ben Carter", "Chloe Evans", "Daniel Price", "Emma Hughes", "Farid Ahmed",
+    "Georgia Bell", "Harry Morgan", "Isla Patel", "Jack Turner", "Kiran Shah", "Laura Reid",
+    "Mohammed Ali", "Nina Brooks", "Owen Davies", "Priya Nair", "Ryan Walsh", "Sophie Clarke",
+    "Tariq Hussain", "Ursula Grant", "Victor Lee", "Wendy Ford", "Yusuf Ibrahim",
+    "Zara Mitchell", "Adam Fox", "Bella Stone", "Callum Reed", "Dina Cole", "Ethan Ward",
+    "Fiona Lane",
+)
+BOOTSTRAP = "bootstrap"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """Who a registered signing key belongs to: one of an organisation's systems
+    (``person`` None) or one of its people. A machine key never acts as a person."""
+
+    org: Organisation
+    jwk: Mapping[str, Any]
+    person: Person | None = None
+
+
 class Directory:
     """In-memory view of the directory, refreshed from the repository after each change."""
 
     def __init__(self, repository: DirectoryRepository) -> None:
         self._repository = repository
         self._by_code: Mapping[str, Organisation] = {}
-        self._by_key_id: Mapping[str, tuple[Organisation, Mapping[str, Any]]] = {}
+        self._by_key_id: Mapping[str, KeyHolder] = {}
+        self._people: Mapping[str, Person] = {}
+        self._grants: Mapping[str, Grant] = {}
+        self._roles: Mapping[str, frozenset[Role]] = {}
 
     async def refresh(self) -> None:
         organisations = await self._repository.all()
-        self._by_code = {org.code: org for org in organisations}
-        by_key_id: dict[str, tuple[Organisation, Mapping[str, Any]]] = {}
+        people = await self._repository.people()
+        grants = await self._repository.grants()
+        by_code = {org.code: org for org in organisations}
+        holders: list[tuple[str, KeyHolder]] = [
+            (str(jwk.get("kid")), KeyHolder(org, jwk)) for org in organisations for jwk in org.jwks
+        ]
+        holders += [
+            (str(jwk.get("kid")), KeyHolder(by_code[person.org_code], jwk, person))
+            for person in people for jwk in person.jwks
+        ]
+        by_key_id: dict[str, KeyHolder] = {}
         shared: set[str] = set()
-        for org in organisations:
-            for jwk in org.jwks:
-                kid = str(jwk.get("kid"))
-                if kid in by_key_id:
-                    shared.add(kid)
-                by_key_id[kid] = (org, jwk)
-        # Fail closed: a key registered to two organisations identifies neither.
-        self._by_key_id = {kid: entry for kid, entry in by_key_id.items() if kid not in shared}
+        for kid, holder in holders:
+            if kid in by_key_id:
+                shared.add(kid)
+            by_key_id[kid] = holder
+        roles: dict[str, set[Role]] = defaultdict(set)
+        for grant in grants:
+            if grant.active:
+                roles[grant.person_id].add(grant.role)
+        self._by_code = by_code
+        # Fail closed: a key registered twice (two organisations, or a system and a person)
+        # identifies no one.
+        self._by_key_id = {kid: h for kid, h in by_key_id.items() if kid not in shared}
+        self._people = {person.id: person for person in people}
+        self._grants = {grant.id: grant for grant in grants}
+        self._roles = {person_id: frozenset(held) for person_id, held in roles.items()}
 
-    def key(self, key_id: str) -> tuple[Organisation, Mapping[str, Any]] | None:
-        """The organisation a signing key belongs to, by its key id (RFC 7638 thumbprint)."""
+    def key(self, key_id: str) -> KeyHolder | None:
+        """Whose signing key this is, by its key id (RFC 7638 thumbprint)."""
         return self._by_key_id.get(key_id)
 
     def get(self, code: str) -> Organisation | None:
@@ -106,9 +180,76 @@ class Directory:
     def all(self) -> list[Organisation]:
         return sorted(self._by_code.values(), key=lambda org: org.code)
 
+    def agencies(self) -> list[Organisation]:
+        """The organisations that exchange messages (not the oversight body or operator)."""
+        return [org for org in self.all() if org.kind in AGENCY_KINDS]
+
+    def person(self, person_id: str) -> Person | None:
+        return self._people.get(person_id)
+
+    def people_of(self, org_code: str) -> list[Person]:
+        return [p for p in self._people.values() if p.org_code == org_code]
+
+    def roles_of(self, person_id: str) -> frozenset[Role]:
+        """The roles a person holds now: their active grants, nothing else."""
+        return self._roles.get(person_id, frozenset())
+
+    def grant(self, grant_id: str) -> Grant | None:
+        return self._grants.get(grant_id)
+
+    def grants_of(self, person_id: str) -> list[Grant]:
+        return [g for g in self._grants.values() if g.person_id == person_id]
+
     async def save(self, organisations: list[Organisation], at: datetime) -> None:
         await self._repository.upsert(organisations, at)
         await self.refresh()
+
+    async def add_person(self, person: Person, actor: str, at: datetime, audit: AuditLog) -> None:
+        await self._repository.add_person(person, actor, at, audit)
+        await self.refresh()
+
+    async def add_person_key(
+        self, person_id: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        await self._repository.add_person_key(person_id, jwk, actor, at, audit)
+        await self.refresh()
+
+    async def add_system_key(
+        self, org_code: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        await self._repository.add_system_key(org_code, jwk, actor, at, audit)
+        await self.refresh()
+
+    async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
+        await self._repository.add_grant(grant, audit)
+        await self.refresh()
+
+    async def revoke_grant(
+        self, grant_id: str, by: str, reason: str, at: datetime, audit: AuditLog
+    ) -> Grant:
+        revoked = await self._repository.revoke_grant(grant_id, by, reason, at, audit)
+        await self.refresh()
+        return revoked
+
+    async def propose_import(self, proposal: DirectoryImport, audit: AuditLog) -> None:
+        await self._repository.propose_import(proposal, audit)
+
+    async def get_import(self, import_id: str) -> DirectoryImport | None:
+        return await self._repository.get_import(import_id)
+
+    async def apply_import(
+        self,
+        import_id: str,
+        organisations: Sequence[Organisation],
+        approver: str,
+        at: datetime,
+        audit: AuditLog,
+    ) -> DirectoryImport:
+        applied = await self._repository.apply_import(
+            import_id, organisations, approver, at, audit
+        )
+        await self.refresh()
+        return applied
 
     async def set_channel(
         self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
@@ -119,23 +260,75 @@ class Directory:
         assert org is not None  # set_channel raised NotFound otherwise
         return org
 
-    async def seed_demo(self, keys_dir: Path, at: datetime) -> None:
-        """Add the demo organisations missing from the directory, each with a new dev key.
+    async def seed_demo(self, keys_dir: Path, at: datetime, audit: AuditLog) -> None:
+        """Add the demo organisations and people missing from the directory, each with a
+        new development key, and grant the demo people their roles (audited, by
+        ``bootstrap``).
 
         Private keys go to ``keys_dir`` (0600) so ``dipgw token`` can sign for them.
         """
-        missing = [org for org in DEMO_ORGANISATIONS if self.get(org.code) is None]
-        seeded = []
-        for org in missing:
-            path = dev_key_path(keys_dir, org.code)
-            private = keys.read_private(path) if path.exists() else None
-            if private is None:
-                private = keys.generate("EdDSA")
-                keys.write_private(path, private)
-            seeded.append(replace(org, jwks=(keys.public_jwk(private),)))
+        missing = [
+            org for org in (*DEMO_ORGANISATIONS, *DEMO_AUTHORITIES) if self.get(org.code) is None
+        ]
+        seeded = [
+            replace(org, jwks=(keys.public_jwk(_dev_key(dev_key_path(keys_dir, org.code))),))
+            for org in missing
+        ]
         if seeded:
             await self.save(seeded, at)
+        for person_id, org_code, name, role in demo_people():
+            if self.person(person_id) is not None:
+                continue
+            org = self.get(org_code)
+            assert org is not None
+            private = _dev_key(person_key_path(keys_dir, org_code, person_id))
+            email = f"{person_id.split('.', 1)[1]}@{org.spoc.email.split('@', 1)[1]}" if (
+                org.spoc.email) else f"{person_id}@dipgw.example"
+            await self._repository.add_person(
+                Person(person_id, org_code, name, email, jwks=(keys.public_jwk(private),)),
+                BOOTSTRAP, at, audit,
+            )
+            await self._repository.add_grant(
+                Grant(f"g-{person_id}-{role.value}", person_id, role, BOOTSTRAP, at,
+                      "demo directory"),
+                audit,
+            )
+        await self.refresh()
+
+
+def demo_people() -> list[tuple[str, str, str, Role]]:
+    """(person id, organisation, name, role) of every demo person."""
+    found: list[tuple[str, str, str, Role]] = []
+    names = iter(_DEMO_NAMES * 2)
+    for org in DEMO_ORGANISATIONS:
+        for suffix, role in _AGENCY_STAFF:
+            found.append((f"{org.code.lower()}.{suffix}", org.code, next(names), role))
+    for code, staff in _AUTHORITY_STAFF.items():
+        for suffix, name, role in staff:
+            found.append((f"{code.lower()}.{suffix}", code, name, role))
+    return found
+
+
+def _dev_key(path: Path) -> dict[str, Any]:
+    if path.exists():
+        return keys.read_private(path)
+    private = keys.generate("EdDSA")
+    keys.write_private(path, private)
+    return private
 
 
 def dev_key_path(keys_dir: Path, org_code: str) -> Path:
+    """An organisation system's development key."""
     return keys_dir / f"{org_code}.jwk.json"
+
+
+def person_key_path(keys_dir: Path, org_code: str, person_id: str) -> Path:
+    """A demo person's development key (``dipgw token --person``)."""
+    return keys_dir / "people" / org_code / f"{person_id}.jwk.json"
+
+
+def find_person_key(keys_dir: Path, person_id: str) -> tuple[str, Path] | None:
+    """(organisation code, key file) of a demo person, found by their id."""
+    for path in sorted((keys_dir / "people").glob(f"*/{person_id}.jwk.json")):
+        return path.parent.name, path
+    return None

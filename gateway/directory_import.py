@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import InvalidMessage, Violation
-from gateway.model import Contact, Organisation, OrgKind
+from gateway.model import AGENCY_KINDS, Contact, Organisation, OrgKind
 
 REQUIRED = ("code", "organisation", "kind", "area", "spoc_name")
 OPTIONAL = ("phone", "email", "secure_email", "areas_served")
@@ -86,9 +86,10 @@ def _row_problems(row: dict[str, str], where: str) -> list[Violation]:
     if row.get("code") and not _CODE.match(row["code"]):
         found.append(Violation(f"{where}/code", f"{row['code']!r} is not an organisation code "
                                                  "such as CJIT-SFK."))
-    if row.get("kind") and row["kind"].lower() not in OrgKind.__members__.values():
+    # The oversight body and the operator are never created or changed by a SPOC list.
+    if row.get("kind") and row["kind"].lower() not in AGENCY_KINDS:
         found.append(Violation(f"{where}/kind", f"{row['kind']!r} is not one of "
-                                                 f"{', '.join(k.value for k in OrgKind)}."))
+                                                 f"{', '.join(sorted(AGENCY_KINDS))}."))
     for column in ("email", "secure_email"):
         if row.get(column) and not _EMAIL.match(row[column]):
             found.append(Violation(f"{where}/{column}", f"{row[column]!r} is not an e-mail."))
@@ -142,7 +143,14 @@ class DirectoryPlan:
 
 
 def plan(current: Sequence[Organisation], imported: Sequence[Organisation]) -> DirectoryPlan:
-    by_code = {o.code: o for o in current}
+    by_code = {o.code: o for o in current if o.kind in AGENCY_KINDS}
+    others = {o.code for o in current if o.kind not in AGENCY_KINDS}
+    clashes = [o.code for o in imported if o.code in others]
+    if clashes:
+        raise InvalidDirectoryFile([
+            Violation("/rows", f"{code} is not an agency; a SPOC list cannot change it.")
+            for code in clashes
+        ])
     added, changed, unchanged = [], [], []
     for org in imported:
         existing = by_code.get(org.code)

@@ -135,6 +135,14 @@ class NotFound(GatewayError):
     title = "Not found"
 
 
+class Conflict(GatewayError):
+    """The change clashes with what is stored (an id already used, an approval already given,
+    a directory that moved since the change was proposed)."""
+
+    slug = "conflict"
+    title = "Conflicts with the stored state"
+
+
 class IdempotencyConflict(GatewayError):
     slug = "message-id-conflict"
     title = "Message id already used for different content"

@@ -12,18 +12,35 @@ from typing import Any
 
 
 class OrgKind(StrEnum):
+    """What an organisation is. The first five are the programme's agencies, which send and
+    receive messages; an oversight body (the programme's audit and assurance function, or a
+    regulator) reads the audit log; the operator is the national team running the gateway."""
+
     POLICE = "police"
     CJIT = "cjit"
     CARAT = "carat"
     PROBATION = "probation"
     COURT = "court"
+    OVERSIGHT = "oversight"
+    OPERATOR = "operator"
+
+
+# The agencies that exchange messages (DOMAIN.md); only these appear in policies and imports.
+AGENCY_KINDS = frozenset(
+    {OrgKind.POLICE, OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION, OrgKind.COURT}
+)
 
 
 class Role(StrEnum):
+    """What an actor may do. ``system`` belongs to an organisation's machine keys and is never
+    granted; every other role is held by a person through a grant the gateway stores."""
+
     SYSTEM = "system"
     SPOC = "spoc"
     IG_LEAD = "ig_lead"
+    ORG_ADMIN = "org_admin"
     AUDITOR = "auditor"
+    DIRECTORY_ADMIN = "directory_admin"
 
 
 class MessageType(StrEnum):
@@ -154,13 +171,98 @@ class Organisation:
 
 
 @dataclass(frozen=True, slots=True)
+class SignIn:
+    """The verified identity a person signs in to the console with (OpenID Connect issuer
+    and subject, OIDC Core 1.0 section 2: the pair is the stable identifier)."""
+
+    issuer: str
+    subject: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"issuer": self.issuer, "subject": self.subject}
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A person in the directory: one organisation, the keys they hold for the CLI, and the
+    identity they sign in with. What they may do comes from their grants, never a token."""
+
+    id: str
+    org_code: str
+    name: str
+    email: str
+    sign_in: SignIn | None = None
+    jwks: tuple[Mapping[str, Any], ...] = ()
+
+    def public_view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": self.id,
+            "organisation": self.org_code,
+            "name": self.name,
+            "email": self.email,
+            "keys": [str(k.get("kid")) for k in self.jwks],
+        }
+        if self.sign_in is not None:
+            view["sign_in"] = self.sign_in.as_dict()
+        return view
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A role held by a person: who granted it, when and why; revoked grants are kept."""
+
+    id: str
+    person_id: str
+    role: Role
+    granted_by: str
+    granted_at: datetime
+    reason: str
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    revocation_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def as_dict(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": self.id,
+            "person": self.person_id,
+            "role": self.role.value,
+            "granted_by": self.granted_by,
+            "granted_at": isoformat(self.granted_at),
+            "reason": self.reason,
+        }
+        if self.revoked_at is not None:
+            view |= {
+                "revoked_at": isoformat(self.revoked_at),
+                "revoked_by": self.revoked_by,
+                "revocation_reason": self.revocation_reason,
+            }
+        return view
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: an organisation, in a role, optionally a named user of it."""
+    """Who is calling, as the gateway established it: an organisation's system, or one of
+    its people, with the roles the gateway holds for them (narrowed by the token's ``role``
+    claim, never widened). ``subject`` is the person's directory id, or for a system the
+    name its token gives (a label only: it grants nothing)."""
 
     org: Organisation
-    role: Role
+    roles: frozenset[Role]
     subject: str
     token_id: str
+    person: Person | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller: ``ORG/person-id`` or ``ORG/system-name``."""
+        return f"{self.org.code}/{self.subject}"
+
+    def holds(self, role: Role) -> bool:
+        return role in self.roles
 
 
 def canonical_json(document: Any) -> bytes:

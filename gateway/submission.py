@@ -62,7 +62,7 @@ class SubmissionService:
         if isinstance(document, Mapping):
             access.check_sender(principal, document.get("from"), document.get("type"))
         else:
-            access.require_role(principal, access.SENDER_ROLES)
+            access.authorise(principal, access.Action.DECIDE, principal.org.code)
         envelope = Envelope.from_document(self._schemas.check(document))
         sender = principal.org
         resolved_by: dict[str, str] = {}
@@ -126,7 +126,7 @@ class SubmissionService:
                 envelope=envelope,
                 deliveries=deliveries,
                 received_at=self._clock(),
-                submitted_by=f"{principal.org.code}/{principal.subject}",
+                submitted_by=principal.actor,
             ),
             self._audit,
         )

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from gateway import keys
 from gateway.client import Credentials, GatewayClient
 from gateway.config import Settings
-from gateway.directory import dev_key_path
+from gateway.directory import dev_key_path, find_person_key
 from gateway.http.app import create_app
 from gateway.model import Role
 
@@ -62,13 +62,45 @@ async def agency(
     yield make
 
 
+# The demo person of an organisation who holds each role (gateway.directory.demo_people).
+DEMO_PERSON_SUFFIX = {
+    Role.SPOC: "spoc", Role.IG_LEAD: "ig-lead", Role.ORG_ADMIN: "admin",
+    Role.AUDITOR: "auditor", Role.DIRECTORY_ADMIN: "operator",
+}
+OVERSIGHT = "DIP-ASSURE"
+OPERATOR = "DIPGW-OPS"
+
+
 def credentials(settings: Settings, org: str, role: Role = Role.SYSTEM) -> Credentials:
-    return Credentials(
-        org_code=org,
-        private_jwk=keys.read_private(dev_key_path(settings.dev_keys_dir, org)),
-        role=role,
-        audience=settings.audience,
+    """The organisation's system, or for any other role the demo person of ``org`` granted
+    it, signing tokens narrowed to that role. Auditors exist only in the oversight body and
+    operators only in the operator, so for those two roles ``org`` is not used."""
+    if role is Role.SYSTEM:
+        return Credentials(
+            org_code=org,
+            private_jwk=keys.read_private(dev_key_path(settings.dev_keys_dir, org)),
+            role=role,
+            audience=settings.audience,
+        )
+    if role in (Role.AUDITOR, Role.DIRECTORY_ADMIN):
+        org = OVERSIGHT if role is Role.AUDITOR else OPERATOR
+    return person_credentials(settings, f"{org.lower()}.{DEMO_PERSON_SUFFIX[role]}", role)
+
+
+def person_credentials(
+    settings: Settings, person_id: str, role: Role | None = None
+) -> Credentials:
+    """A demo person's credentials, signed with their own development key."""
+    found = find_person_key(settings.dev_keys_dir, person_id)
+    assert found is not None, f"no demo person {person_id}"
+    org, path = found
+    return Credentials.for_person(
+        org, person_id, keys.read_private(path), role=role, audience=settings.audience
     )
+
+
+def person_bearer(settings: Settings, person_id: str, role: Role | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {person_credentials(settings, person_id, role).token()}"}
 
 
 def bearer(settings: Settings, org: str, role: Role = Role.SYSTEM) -> dict[str, str]:

@@ -61,6 +61,6 @@ async def test_unacknowledged_alert_escalates_once_and_the_sender_sees_it(
 
     test_client, settings = quick_clock
     entries = await test_client.get("/v1/audit/entries", params={"from": "0", "to": "1000"},
-                                    headers=bearer(settings, "PRB-EOE", Role.AUDITOR))
+                                    headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR))
     actions = [e["action"] for e in (await entries.json())["entries"]]
     assert actions.count("alert.escalated") == 1

@@ -33,7 +33,7 @@ async def audit_entries(client: TestClient[Any, Any], settings: Settings) -> lis
     while True:
         response = await client.get(
             "/v1/audit/entries", params={"from": str(len(found)), "to": str(len(found) + 1000)},
-            headers=bearer(settings, "PRB-EOE", Role.AUDITOR),
+            headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR),
         )
         assert response.status == 200
         page = (await response.json())["entries"]
@@ -95,7 +95,7 @@ async def test_only_auditors_read_the_audit_log(
 async def test_each_audit_read_is_itself_logged(
     client: TestClient[Any, Any], settings: Settings
 ) -> None:
-    auditor = bearer(settings, "PRB-EOE", Role.AUDITOR)
+    auditor = bearer(settings, "DIP-ASSURE", Role.AUDITOR)
     await client.get("/v1/audit/checkpoint", headers=auditor)
     await audit_entries(client, settings)
     entries = await audit_entries(client, settings)
@@ -126,7 +126,7 @@ async def test_accepted_message_cannot_exist_without_its_audit_entry(
 
 async def _export(client: TestClient[Any, Any], settings: Settings, target: Path) -> Path:
     response = await client.get(
-        "/v1/audit/export", headers=bearer(settings, "PRB-EOE", Role.AUDITOR)
+        "/v1/audit/export", headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR)
     )
     assert response.status == 200
     with tarfile.open(fileobj=io.BytesIO(await response.read()), mode="r:gz") as tar:

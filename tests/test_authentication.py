@@ -4,7 +4,6 @@ problem with a ``WWW-Authenticate: Bearer`` challenge, and a refused submission 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -313,10 +312,6 @@ def _unknown_role(settings: Settings) -> str | None:
     return f"Bearer {sign(org_key(settings), claims(settings, role='superuser'))}"
 
 
-def _missing_role(settings: Settings) -> str | None:
-    return f"Bearer {sign(org_key(settings), claims(settings, role=None))}"
-
-
 def _es256_header_on_ed25519_kid(settings: Settings) -> str | None:
     # alg says ES256 and the kid is the org's real Ed25519 key: the key decides, not the token.
     impostor = keys.generate("ES256")
@@ -371,7 +366,6 @@ CASES: dict[str, Case] = {
     "string-iat": _string_iat,
     "missing-sub": _missing_sub,
     "unknown-role": _unknown_role,
-    "missing-role": _missing_role,
     "es256-header-on-ed25519-kid": _es256_header_on_ed25519_kid,
     "eddsa-header-es256-signature": _eddsa_header_signed_with_es256,
 }
@@ -481,14 +475,24 @@ async def test_bearer_scheme_is_case_insensitive(
 
 
 async def register_es256_key(client: TestClient[Any, Any], org_code: str) -> dict[str, Any]:
-    services = client.server.app[SERVICES]
-    org = services.directory.get(org_code)
-    assert org is not None
+    """Registered as an organisation's administrator would: POST /v1/directory/CODE/keys."""
+    settings = client.server.app[SERVICES].settings
     es_key = keys.generate("ES256")
-    await services.directory.save(
-        [dataclasses.replace(org, jwks=(*org.jwks, keys.public_jwk(es_key)))], now_utc()
+    response = await client.post(
+        f"/v1/directory/{org_code}/keys", json=keys.public_jwk(es_key),
+        headers=bearer(settings, org_code, Role.ORG_ADMIN),
     )
+    assert response.status == 201, await response.text()
     return es_key
+
+
+async def test_a_token_without_a_role_acts_in_the_roles_held(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    token = sign(org_key(settings), claims(settings, role=None))
+    response = await client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    assert (await response.json())["roles"] == ["system"]
 
 
 async def test_registered_es256_key_is_accepted(

@@ -116,13 +116,26 @@ async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path
         assert refused.returncode == 1
         assert "422" in refused.stderr and "/route" in refused.stderr
 
+        claimed = run("directory", "channel", "CJIT-NFK", "--channel", "pull",
+                      "--org", "POL-SFK-IPS", "--role", "ig_lead", env=env)
+        assert claimed.returncode == 1 and "403" in claimed.stderr
         chosen = run("directory", "channel", "CJIT-NFK", "--channel", "webhook",
-                     "--webhook-url", "https://cjit.example/dip", "--org", "CJIT-NFK", env=env)
+                     "--webhook-url", "https://cjit.example/dip",
+                     "--person", "cjit-nfk.ig-lead", env=env)
         assert chosen.returncode == 0, chosen.stderr
         assert json.loads(chosen.stdout)["webhook_url"] == "https://cjit.example/dip"
         shown = run("directory", "channel", "CJIT-NFK", "--org", "CJIT-NFK", env=env)
         assert json.loads(shown.stdout)["channel"] == "webhook"
         wrong = run("directory", "channel", "CJIT-NFK", "--channel", "mesh",
-                    "--org", "CJIT-NFK", env=env)
+                    "--person", "cjit-nfk.admin", env=env)
         assert wrong.returncode == 1
         assert "422" in wrong.stderr and "mesh_mailbox" in wrong.stderr
+
+        # An administrator grants a colleague IG lead; the grant is what counts.
+        granted = run("people", "grant", "cjit-nfk.spoc", "ig_lead", "--reason",
+                      "covering leave", "--person", "cjit-nfk.admin", env=env)
+        assert granted.returncode == 0, granted.stderr
+        me = json.loads(run("whoami", "--person", "cjit-nfk.spoc", env=env).stdout)
+        assert me["roles"] == ["ig_lead", "spoc"] and me["organisation"] == "CJIT-NFK"
+        listed_people = run("people", "list", "CJIT-NFK", "--person", "cjit-nfk.admin", env=env)
+        assert "cjit-nfk.spoc" in listed_people.stdout and "ig_lead" in listed_people.stdout

@@ -24,7 +24,7 @@ from gateway.client import GatewayClient, GatewayProblem
 from gateway.config import Settings
 from gateway.http.app import create_app
 from gateway.model import ChannelSettings, DeliveryChannel, Role
-from tests.conftest import EXAMPLES, credentials, load
+from tests.conftest import EXAMPLES, credentials, load, person_credentials
 from tests.smtp_support import SmtpServer
 
 pytest_plugins = ["tests.smtp_support"]
@@ -391,7 +391,20 @@ async def test_importing_the_spoc_list_keeps_each_organisations_channel(
                           json_body={"channel": "amqp"})
     csv = ("code,organisation,kind,area,spoc_name,secure_email\n"
            "CJIT-NFK,Norfolk CJIT,cjit,Norfolk,New SPOC,new@norfolk-cjit.secure.example\n")
-    await ig_lead.request("POST", "/v1/directory/import", json_body={"csv": csv, "apply": True})
+    operators = [
+        GatewayClient(str(client.make_url("")), person_credentials(settings, person_id),
+                      session=client.session)
+        for person_id in ("dipgw-ops.operator", "dipgw-ops.operator2")
+    ]
+    proposal = await operators[0].request(
+        "POST", "/v1/directory/import", json_body={"csv": csv, "apply": True}
+    )
+    await operators[1].request(
+        "POST", f"/v1/directory/imports/{proposal.body['import_id']}/approve", json_body={}
+    )
+    listed = (await ig_lead.request("GET", "/v1/directory")).body["organisations"]
+    norfolk = next(o for o in listed if o["code"] == "CJIT-NFK")
+    assert norfolk["spoc"]["secure_email"] == "new@norfolk-cjit.secure.example"
     answer = await ig_lead.request("GET", "/v1/directory/CJIT-NFK/delivery")
     assert answer.body["channel"] == "amqp"
 

@@ -19,7 +19,7 @@ from gateway.directory_import import (
     plan,
 )
 from gateway.model import Role
-from tests.conftest import bearer
+from tests.conftest import bearer, person_bearer, table_counts
 
 HEADER = "code,organisation,kind,area,spoc_name,phone,email,secure_email,areas_served\n"
 SPOC_LIST = HEADER + (
@@ -78,33 +78,98 @@ def test_cjit_of_residence_including_out_of_area() -> None:
     assert cjit_of_residence(DEMO_ORGANISATIONS, "Chelmsford") is None
 
 
-async def test_preview_changes_nothing_and_apply_is_audited(
+async def test_preview_changes_nothing_and_a_second_operator_applies_it(
     client: TestClient[Any, Any], settings: Settings
 ) -> None:
-    ig = bearer(settings, "CJIT-SFK", Role.IG_LEAD)
-    preview = await client.post("/v1/directory/import", json={"csv": SPOC_LIST}, headers=ig)
+    operator = person_bearer(settings, "dipgw-ops.operator")
+    preview = await client.post("/v1/directory/import", json={"csv": SPOC_LIST},
+                                headers=operator)
     assert preview.status == 200
     assert (await preview.json())["applied"] is False
     listed = await client.get("/v1/directory", headers=bearer(settings, "CJIT-SFK"))
     directory = await listed.json()
     assert "CJIT-ESX" not in [o["code"] for o in directory["organisations"]]
 
-    system = await client.post("/v1/directory/import", json={"csv": SPOC_LIST, "apply": True},
-                               headers=bearer(settings, "CJIT-SFK"))
-    assert system.status == 403
+    for not_operator in (bearer(settings, "CJIT-SFK"), bearer(settings, "CJIT-SFK", Role.IG_LEAD),
+                         bearer(settings, "CJIT-SFK", Role.ORG_ADMIN)):
+        before = table_counts(settings)
+        refused = await client.post("/v1/directory/import",
+                                    json={"csv": SPOC_LIST, "apply": True}, headers=not_operator)
+        assert refused.status == 403
+        assert table_counts(settings) == before
 
-    applied = await client.post("/v1/directory/import", json={"csv": SPOC_LIST, "apply": True},
-                                headers=bearer(settings, "CJIT-SFK", Role.IG_LEAD))
+    proposed = await client.post("/v1/directory/import", json={"csv": SPOC_LIST, "apply": True},
+                                 headers=person_bearer(settings, "dipgw-ops.operator"))
+    assert proposed.status == 202
+    proposal = await proposed.json()
+    assert proposal["applied"] is False and proposal["status"] == "awaiting_approval"
+    assert [o["code"] for o in proposal["added"]] == ["CJIT-ESX"]
+    approve = f"/v1/directory/imports/{proposal['import_id']}/approve"
+
+    own = await client.post(approve, headers=person_bearer(settings, "dipgw-ops.operator"))
+    assert own.status == 403
+    residence = await client.get("/v1/directory/residence", params={"area": "Colchester"},
+                                 headers=bearer(settings, "POL-SFK-IPS"))
+    assert residence.status == 404
+
+    applied = await client.post(approve, headers=person_bearer(settings, "dipgw-ops.operator2"))
+    assert applied.status == 200, await applied.text()
     assert (await applied.json())["applied"] is True
     residence = await client.get("/v1/directory/residence", params={"area": "Colchester"},
                                  headers=bearer(settings, "POL-SFK-IPS"))
     assert (await residence.json())["code"] == "CJIT-ESX"
-    entries = await client.get("/v1/audit/entries", params={"from": "0", "to": "1000"},
-                               headers=bearer(settings, "PRB-EOE", Role.AUDITOR))
-    updates = [e for e in (await entries.json())["entries"]
-               if e["action"] == "directory.updated"]
-    assert updates[0]["details"]["added"] == ["CJIT-ESX"]
+    again = await client.post(approve, headers=person_bearer(settings, "dipgw-ops.operator2"))
+    assert again.status == 409
 
+    entries = await client.get("/v1/audit/entries", params={"from": "0", "to": "1000"},
+                               headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR))
+    logged = (await entries.json())["entries"]
+    proposals = [e for e in logged if e["action"] == "directory.import_proposed"]
+    assert proposals[0]["actor"] == "dipgw-ops.operator"
+    updates = [e for e in logged
+               if e["action"] == "directory.updated" and "import" in e["details"]]
+    assert "CJIT-ESX" in updates[0]["details"]["applied"]
+    assert updates[0]["actor"] == "dipgw-ops.operator2"
+
+
+async def test_an_import_is_refused_when_the_directory_moved_since_its_proposal(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    operator = person_bearer(settings, "dipgw-ops.operator")
+    first = await (await client.post("/v1/directory/import", json={"csv": SPOC_LIST,
+                                     "apply": True}, headers=operator)).json()
+    second = await (await client.post(
+        "/v1/directory/import", json={"csv": SPOC_LIST, "apply": True},
+        headers=person_bearer(settings, "dipgw-ops.operator"))).json()
+    approved = await client.post(f"/v1/directory/imports/{first['import_id']}/approve",
+                                 headers=person_bearer(settings, "dipgw-ops.operator2"))
+    assert approved.status == 200
+    before = table_counts(settings)
+    stale = await client.post(f"/v1/directory/imports/{second['import_id']}/approve",
+                              headers=person_bearer(settings, "dipgw-ops.operator2"))
+    assert stale.status == 409
+    assert "changed since" in (await stale.json())["detail"]
+    assert table_counts(settings) == before
+
+
+async def test_a_spoc_list_cannot_touch_the_operator_or_oversight_body(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    hostile = ("code,organisation,kind,area,spoc_name\n"
+               "DIPGW-OPS,Taken over,police,Suffolk,Someone\n")
+    refused = await client.post("/v1/directory/import", json={"csv": hostile},
+                                headers=person_bearer(settings, "dipgw-ops.operator"))
+    assert refused.status == 422
+    kind = ("code,organisation,kind,area,spoc_name\n"
+            "CJIT-XYZ,New,operator,Suffolk,Someone\n")
+    refused = await client.post("/v1/directory/import", json={"csv": kind},
+                                headers=person_bearer(settings, "dipgw-ops.operator"))
+    assert refused.status == 422
+
+
+async def test_unreadable_spoc_list_is_refused(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
     bad = await client.post("/v1/directory/import", json={"csv": "nonsense"},
-                            headers=bearer(settings, "CJIT-SFK", Role.IG_LEAD))
+                            headers=person_bearer(settings, "dipgw-ops.operator"))
     assert bad.status == 422

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import keys
+from gateway.administration import Administration
 from gateway.alerts import escalate_alerts
 from gateway.audit import Pseudonymiser
 from gateway.auth import TokenRules, TokenVerifier
@@ -37,7 +38,7 @@ from gateway.http.limits import AddressLimits, OrganisationLimits
 from gateway.http.problems import problems_middleware
 from gateway.http.routes import audit as audit_routes
 from gateway.http.routes import consents as consent_routes
-from gateway.http.routes import directory, health, inbox, messages
+from gateway.http.routes import directory, health, inbox, messages, people
 from gateway.http.routes import policy as policy_routes
 from gateway.http.services import SERVICES, Services
 from gateway.inbox import InboxNotifier, InboxWriter
@@ -76,7 +77,8 @@ def _transport_for(settings: Settings, directory: Directory) -> Transport:
     if settings.amqp_url is None:
         return InProcessTransport()
     return RabbitMqTransport(
-        settings.amqp_url, _topology(settings), directory.all, prefetch=settings.amqp_prefetch
+        settings.amqp_url, _topology(settings), directory.agencies,
+        prefetch=settings.amqp_prefetch,
     )
 
 
@@ -126,7 +128,8 @@ def create_app(
         ],
     )
     for module in (
-        messages, inbox, directory, health, consent_routes, policy_routes, audit_routes, openapi
+        messages, inbox, directory, people, health, consent_routes, policy_routes,
+        audit_routes, openapi,
     ):
         app.add_routes(module.routes)
 
@@ -152,7 +155,7 @@ def create_app(
         try:
             await directory_.refresh()
             if settings.seed_demo_directory:
-                await directory_.seed_demo(settings.dev_keys_dir, clock())
+                await directory_.seed_demo(settings.dev_keys_dir, clock(), audit_log)
             await checkpointer.start()
             await policy.start()
             message_store = SqliteMessages(db)
@@ -181,6 +184,7 @@ def create_app(
                 settings=settings,
                 schemas=schemas,
                 directory=directory_,
+                administration=Administration(directory_, audit_log, clock),
                 verifier=TokenVerifier(
                     directory_,
                     SqliteTokenLedger(db),

@@ -21,12 +21,12 @@ async def consulted(
     await services.audit.record(AuditEvent(
         action=AuditAction.CONSULTED,
         at=services.clock(),
-        actor=f"{principal.org.code}/{principal.subject}",
+        actor=principal.actor,
         message_id=message_ids[0] if len(message_ids) == 1 else None,
         subject=subject,
         details={
             "resource": resource,
-            "role": principal.role.value,
+            "roles": sorted(role.value for role in principal.roles),
             **({"message_ids": list(message_ids)} if len(message_ids) > 1 else {}),
             **details,
         },

@@ -37,7 +37,7 @@ async def authentication_middleware(request: web.Request, handler: Handler) -> w
         )
         request[PRINCIPAL] = principal
         structlog.contextvars.bind_contextvars(
-            org=principal.org.code, role=principal.role.value
+            org=principal.org.code, roles=sorted(role.value for role in principal.roles)
         )
     return await handler(request)
 

@@ -25,6 +25,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.NotFound, 404),
     (errors.RequestTimeout, 408),
     (errors.IdempotencyConflict, 409),
+    (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
     (errors.UnsupportedMediaType, 415),
     (errors.InvalidMessage, 422),

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.administration import Administration
 from gateway.auth import TokenVerifier
 from gateway.checkpoints import AuditKeys, Checkpointer
 from gateway.config import Settings
@@ -27,6 +28,7 @@ class Services:
     settings: Settings
     schemas: SchemaSet
     directory: Directory
+    administration: Administration
     verifier: TokenVerifier
     submissions: SubmissionService
     messages: MessageRepository

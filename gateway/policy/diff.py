@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.model import Decision, MessageType, OrgKind, Route
+from gateway.model import AGENCY_KINDS, Decision, MessageType, OrgKind, Route
 from gateway.policy.evaluate import evaluate
 from gateway.policy.facts import FACT_SOURCES
 from gateway.policy.rules import ConsentState, Facts, PolicySet
@@ -74,7 +74,7 @@ def fact_domains(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
 def situations(domains: Mapping[str, Mapping[str, Sequence[Any]]]) -> Iterator[Facts]:
     """Every combination of message type, route, sender kind, recipient kind, consent
     state and the type's fact values."""
-    kinds = [k.value for k in OrgKind]
+    kinds = [k.value for k in OrgKind if k in AGENCY_KINDS]
     for message_type in MessageType:
         facts_of_type = domains.get(message_type.value, {})
         names = sorted(facts_of_type)

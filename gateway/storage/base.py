@@ -15,8 +15,10 @@ from gateway.model import (
     ChannelSettings,
     Decision,
     Envelope,
+    Grant,
     MessageStatus,
     Organisation,
+    Person,
     StatusEvent,
     isoformat,
 )
@@ -147,9 +149,83 @@ class Acknowledgement:
     first_time: bool
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryImport:
+    """A SPOC-list import proposed by one operator person, applied when a second approves."""
+
+    id: str
+    csv_text: str
+    plan: Mapping[str, Any]
+    proposed_by: str
+    proposed_at: datetime
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "import_id": self.id,
+            "status": "applied" if self.approved_by else "awaiting_approval",
+            "proposed_by": self.proposed_by,
+            "proposed_at": isoformat(self.proposed_at),
+            "approved_by": self.approved_by,
+            "approved_at": isoformat(self.approved_at) if self.approved_at else None,
+            **self.plan,
+        }
+
+
 class DirectoryRepository(ABC):
+    """Organisations, their people and the grants those people hold. Every change is
+    audited inside its own transaction."""
+
     @abstractmethod
     async def all(self) -> list[Organisation]: ...
+
+    @abstractmethod
+    async def people(self) -> list[Person]: ...
+
+    @abstractmethod
+    async def grants(self) -> list[Grant]:
+        """Every grant, revoked ones included (they are the record of who could act when)."""
+
+    @abstractmethod
+    async def add_person(self, person: Person, actor: str, at: datetime, audit: AuditLog) -> None:
+        """Add a person; ``Conflict`` if the id or sign-in identity is taken."""
+
+    @abstractmethod
+    async def add_person_key(
+        self, person_id: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
+    ) -> None: ...
+
+    @abstractmethod
+    async def add_system_key(
+        self, org_code: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
+    ) -> None: ...
+
+    @abstractmethod
+    async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
+        """Store a grant; ``Conflict`` if the person already holds the role."""
+
+    @abstractmethod
+    async def revoke_grant(
+        self, grant_id: str, by: str, reason: str, at: datetime, audit: AuditLog
+    ) -> Grant: ...
+
+    @abstractmethod
+    async def propose_import(self, proposal: DirectoryImport, audit: AuditLog) -> None: ...
+
+    @abstractmethod
+    async def get_import(self, import_id: str) -> DirectoryImport | None: ...
+
+    @abstractmethod
+    async def apply_import(
+        self,
+        import_id: str,
+        organisations: Sequence[Organisation],
+        approver: str,
+        at: datetime,
+        audit: AuditLog,
+    ) -> DirectoryImport:
+        """Apply an approved import: organisations, approval and audit entry in one unit."""
 
     @abstractmethod
     async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None:

@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -25,15 +25,19 @@ from typing import Any, Generic, TypeVar
 
 from gateway.audit import AuditAction, AuditEvent, AuditLog, Pseudonymiser, entry_document
 from gateway.consent import ConsentRecord, SubjectKeys, record_from_json, record_to_json
-from gateway.errors import IdempotencyConflict, NotFound
+from gateway.errors import Conflict, IdempotencyConflict, NotFound
 from gateway.model import (
     ChannelSettings,
     Consent,
     Contact,
     Decision,
+    Grant,
     MessageStatus,
     Organisation,
     OrgKind,
+    Person,
+    Role,
+    SignIn,
     StatusEvent,
     canonical_json,
 )
@@ -41,6 +45,7 @@ from gateway.storage.base import (
     Acknowledgement,
     AuditRepository,
     ConsentRepository,
+    DirectoryImport,
     DirectoryRepository,
     Dispatch,
     DispatchPurpose,
@@ -211,6 +216,40 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX dispatches_due ON dispatches(next_attempt_at) WHERE done_at IS NULL;
     CREATE INDEX dispatches_awaiting_ack ON dispatches(channel)
         WHERE done_at IS NOT NULL AND acknowledged_at IS NULL AND external_ref IS NOT NULL;
+    """,
+    """
+    CREATE TABLE people (
+        id TEXT PRIMARY KEY,
+        org_code TEXT NOT NULL REFERENCES organisations(code),
+        name TEXT NOT NULL,
+        email TEXT NOT NULL,
+        sign_in_issuer TEXT,
+        sign_in_subject TEXT,
+        jwks_json TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        UNIQUE (sign_in_issuer, sign_in_subject)
+    );
+    CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id),
+        role TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        granted_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT,
+        revocation_reason TEXT
+    );
+    CREATE UNIQUE INDEX grants_active ON grants(person_id, role) WHERE revoked_at IS NULL;
+    CREATE TABLE directory_imports (
+        id TEXT PRIMARY KEY,
+        csv_text TEXT NOT NULL,
+        plan_json TEXT NOT NULL,
+        proposed_by TEXT NOT NULL,
+        proposed_at TEXT NOT NULL,
+        approved_by TEXT,
+        approved_at TEXT
+    );
     """,
 )
 
@@ -395,29 +434,7 @@ class SqliteDirectory(DirectoryRepository):
 
     async def upsert(self, organisations: Sequence[Organisation], at: datetime) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "INSERT INTO organisations (code, kind, name, area, spoc_json, jwks_json, "
-                "updated_at, areas_served_json, delivery_json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(code) DO UPDATE SET "
-                "kind=excluded.kind, name=excluded.name, area=excluded.area, "
-                "spoc_json=excluded.spoc_json, jwks_json=excluded.jwks_json, "
-                "updated_at=excluded.updated_at, areas_served_json=excluded.areas_served_json",
-                [
-                    (
-                        org.code,
-                        org.kind.value,
-                        org.name,
-                        org.area,
-                        _json(org.spoc.as_dict()),
-                        _json(list(org.jwks)),
-                        _ts(at),
-                        _json(list(org.areas_served)),
-                        _json(org.delivery.as_dict()),
-                    )
-                    for org in organisations
-                ],
-            )
+            _upsert_organisations(conn, organisations, at)
 
         await self._db.transaction(write)
 
@@ -443,6 +460,252 @@ class SqliteDirectory(DirectoryRepository):
             ))
 
         await self._db.transaction(write)
+
+
+    async def people(self) -> list[Person]:
+        def read(conn: sqlite3.Connection) -> list[Person]:
+            rows = conn.execute(
+                "SELECT id, org_code, name, email, sign_in_issuer, sign_in_subject, jwks_json "
+                "FROM people ORDER BY id"
+            ).fetchall()
+            return [
+                Person(
+                    id=person_id, org_code=org_code, name=name, email=email,
+                    sign_in=SignIn(issuer, subject) if issuer and subject else None,
+                    jwks=tuple(json.loads(jwks)),
+                )
+                for person_id, org_code, name, email, issuer, subject, jwks in rows
+            ]
+
+        return await self._db.transaction(read)
+
+    async def grants(self) -> list[Grant]:
+        def read(conn: sqlite3.Connection) -> list[Grant]:
+            rows = conn.execute(
+                "SELECT id, person_id, role, granted_by, granted_at, reason, revoked_at, "
+                "revoked_by, revocation_reason FROM grants ORDER BY granted_at, id"
+            ).fetchall()
+            return [_grant(row) for row in rows]
+
+        return await self._db.transaction(read)
+
+    async def add_person(self, person: Person, actor: str, at: datetime, audit: AuditLog) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute("SELECT 1 FROM people WHERE id = ?", (person.id,)).fetchone():
+                raise Conflict(f"There is already a person {person.id}.")
+            sign_in = person.sign_in
+            if sign_in is not None and conn.execute(
+                "SELECT 1 FROM people WHERE sign_in_issuer = ? AND sign_in_subject = ?",
+                (sign_in.issuer, sign_in.subject),
+            ).fetchone():
+                raise Conflict("That sign-in identity already belongs to another person.")
+            conn.execute(
+                "INSERT INTO people (id, org_code, name, email, sign_in_issuer, "
+                "sign_in_subject, jwks_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (person.id, person.org_code, person.name, person.email,
+                 sign_in.issuer if sign_in else None, sign_in.subject if sign_in else None,
+                 _json(list(person.jwks)), _ts(at)),
+            )
+            audit.append(conn, AuditEvent(
+                action=AuditAction.PERSON_ADDED, at=at, actor=actor,
+                details={"person": person.id, "organisation": person.org_code,
+                         "keys": [str(k.get("kid")) for k in person.jwks]},
+            ))
+
+        await self._db.transaction(write)
+
+    async def add_person_key(
+        self, person_id: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT jwks_json FROM people WHERE id = ?", (person_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"There is no person {person_id}.")
+            conn.execute(
+                "UPDATE people SET jwks_json = ? WHERE id = ?",
+                (_json([*json.loads(row[0]), dict(jwk)]), person_id),
+            )
+            audit.append(conn, AuditEvent(
+                action=AuditAction.PERSON_KEY_ADDED, at=at, actor=actor,
+                details={"person": person_id, "kid": str(jwk.get("kid"))},
+            ))
+
+        await self._db.transaction(write)
+
+    async def add_system_key(
+        self, org_code: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT jwks_json FROM organisations WHERE code = ?", (org_code,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"There is no organisation {org_code}.")
+            conn.execute(
+                "UPDATE organisations SET jwks_json = ?, updated_at = ? WHERE code = ?",
+                (_json([*json.loads(row[0]), dict(jwk)]), _ts(at), org_code),
+            )
+            audit.append(conn, AuditEvent(
+                action=AuditAction.SYSTEM_KEY_ADDED, at=at, actor=actor,
+                details={"organisation": org_code, "kid": str(jwk.get("kid"))},
+            ))
+
+        await self._db.transaction(write)
+
+    async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            if conn.execute(
+                "SELECT 1 FROM grants WHERE person_id = ? AND role = ? AND revoked_at IS NULL",
+                (grant.person_id, grant.role.value),
+            ).fetchone():
+                raise Conflict(f"{grant.person_id} already holds {grant.role.value}.")
+            conn.execute(
+                "INSERT INTO grants (id, person_id, role, granted_by, granted_at, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (grant.id, grant.person_id, grant.role.value, grant.granted_by,
+                 _ts(grant.granted_at), grant.reason),
+            )
+            audit.append(conn, AuditEvent(
+                action=AuditAction.GRANT_GIVEN, at=grant.granted_at, actor=grant.granted_by,
+                details={"grant": grant.id, "person": grant.person_id,
+                         "role": grant.role.value, "reason": grant.reason},
+            ))
+
+        await self._db.transaction(write)
+
+    async def revoke_grant(
+        self, grant_id: str, by: str, reason: str, at: datetime, audit: AuditLog
+    ) -> Grant:
+        def write(conn: sqlite3.Connection) -> Grant:
+            updated = conn.execute(
+                "UPDATE grants SET revoked_at = ?, revoked_by = ?, revocation_reason = ? "
+                "WHERE id = ? AND revoked_at IS NULL",
+                (_ts(at), by, reason, grant_id),
+            ).rowcount
+            row = conn.execute(
+                "SELECT id, person_id, role, granted_by, granted_at, reason, revoked_at, "
+                "revoked_by, revocation_reason FROM grants WHERE id = ?", (grant_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"There is no grant {grant_id}.")
+            grant = _grant(row)
+            if updated:
+                audit.append(conn, AuditEvent(
+                    action=AuditAction.GRANT_REVOKED, at=at, actor=by,
+                    details={"grant": grant.id, "person": grant.person_id,
+                             "role": grant.role.value, "reason": reason},
+                ))
+            return grant
+
+        return await self._db.transaction(write)
+
+    async def propose_import(self, proposal: DirectoryImport, audit: AuditLog) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO directory_imports (id, csv_text, plan_json, proposed_by, "
+                "proposed_at) VALUES (?, ?, ?, ?, ?)",
+                (proposal.id, proposal.csv_text, _json(dict(proposal.plan)),
+                 proposal.proposed_by, _ts(proposal.proposed_at)),
+            )
+            audit.append(conn, AuditEvent(
+                action=AuditAction.DIRECTORY_IMPORT_PROPOSED, at=proposal.proposed_at,
+                actor=proposal.proposed_by,
+                details={"import": proposal.id,
+                         "added": [o["code"] for o in proposal.plan.get("added", [])],
+                         "changed": [c["code"] for c in proposal.plan.get("changed", [])]},
+            ))
+
+        await self._db.transaction(write)
+
+    async def get_import(self, import_id: str) -> DirectoryImport | None:
+        def read(conn: sqlite3.Connection) -> DirectoryImport | None:
+            row = conn.execute(
+                "SELECT id, csv_text, plan_json, proposed_by, proposed_at, approved_by, "
+                "approved_at FROM directory_imports WHERE id = ?", (import_id,)
+            ).fetchone()
+            return _directory_import(row) if row else None
+
+        return await self._db.transaction(read)
+
+    async def apply_import(
+        self,
+        import_id: str,
+        organisations: Sequence[Organisation],
+        approver: str,
+        at: datetime,
+        audit: AuditLog,
+    ) -> DirectoryImport:
+        def write(conn: sqlite3.Connection) -> DirectoryImport:
+            updated = conn.execute(
+                "UPDATE directory_imports SET approved_by = ?, approved_at = ? "
+                "WHERE id = ? AND approved_by IS NULL",
+                (approver, _ts(at), import_id),
+            ).rowcount
+            if not updated:
+                raise Conflict(f"Import {import_id} is unknown or already applied.")
+            _upsert_organisations(conn, organisations, at)
+            audit.append(conn, AuditEvent(
+                action=AuditAction.DIRECTORY_UPDATED, at=at, actor=approver,
+                details={"import": import_id,
+                         "applied": sorted(o.code for o in organisations)},
+            ))
+            row = conn.execute(
+                "SELECT id, csv_text, plan_json, proposed_by, proposed_at, approved_by, "
+                "approved_at FROM directory_imports WHERE id = ?", (import_id,)
+            ).fetchone()
+            return _directory_import(row)
+
+        return await self._db.transaction(write)
+
+
+def _grant(row: tuple[Any, ...]) -> Grant:
+    grant_id, person_id, role, granted_by, granted_at, reason, revoked_at, revoked_by, why = row
+    return Grant(
+        id=grant_id, person_id=person_id, role=Role(role), granted_by=granted_by,
+        granted_at=_dt(granted_at), reason=reason,
+        revoked_at=_dt(revoked_at) if revoked_at else None, revoked_by=revoked_by,
+        revocation_reason=why,
+    )
+
+
+def _directory_import(row: tuple[Any, ...]) -> DirectoryImport:
+    import_id, csv_text, plan, proposed_by, proposed_at, approved_by, approved_at = row
+    return DirectoryImport(
+        id=import_id, csv_text=csv_text, plan=json.loads(plan), proposed_by=proposed_by,
+        proposed_at=_dt(proposed_at), approved_by=approved_by,
+        approved_at=_dt(approved_at) if approved_at else None,
+    )
+
+
+def _upsert_organisations(
+    conn: sqlite3.Connection, organisations: Sequence[Organisation], at: datetime
+) -> None:
+    """Add or update organisations; an existing one keeps its delivery channel and keys."""
+    conn.executemany(
+        "INSERT INTO organisations (code, kind, name, area, spoc_json, jwks_json, "
+        "updated_at, areas_served_json, delivery_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(code) DO UPDATE SET "
+        "kind=excluded.kind, name=excluded.name, area=excluded.area, "
+        "spoc_json=excluded.spoc_json, "
+        "updated_at=excluded.updated_at, areas_served_json=excluded.areas_served_json",
+        [
+            (
+                org.code,
+                org.kind.value,
+                org.name,
+                org.area,
+                _json(org.spoc.as_dict()),
+                _json(list(org.jwks)),
+                _ts(at),
+                _json(list(org.areas_served)),
+                _json(org.delivery.as_dict()),
+            )
+            for org in organisations
+        ],
+    )
 
 
 class SqliteTokenLedger(TokenLedger):

@@ -22,20 +22,19 @@ from gateway.http.body import query_int
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES, Services
-from gateway.model import Principal, Role
+from gateway.model import Principal
 from gateway.tlog.bundle import export_bundle
 from gateway.tlog.canonical import MAX_SAFE_INTEGER
 from gateway.tlog.merkle import consistency_proof, inclusion_proof
 
 routes = web.RouteTableDef()
 
-AUDITOR = frozenset({Role.AUDITOR})
 MAX_ENTRIES_PAGE = 1000
 
 
 def _auditor(request: web.Request) -> Principal:
     principal = principal_of(request)
-    access.require_role(principal, AUDITOR)
+    access.authorise(principal, access.Action.READ_AUDIT)
     return principal
 
 
@@ -160,7 +159,7 @@ async def export(request: web.Request) -> web.Response:
     await services.audit.record(AuditEvent(
         action=AuditAction.AUDIT_EXPORTED,
         at=services.clock(),
-        actor=f"{principal.org.code}/{principal.subject}",
+        actor=principal.actor,
         details={"from": start, "to": end, "checkpoint_size": head},
     ))
     all_entries = await services.audit.entries(0, head)

@@ -25,6 +25,7 @@ from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
 from gateway.model import OrgKind, Principal
+from gateway.resolution import managing_cjit
 from gateway.validation import explain, schema_validator
 
 routes = web.RouteTableDef()
@@ -38,11 +39,12 @@ _REQUEST_SCHEMA = schema_validator(
 )
 # Consent is recorded and read by the services that hold the care relationship (CONTRACT.md).
 CONSENT_KINDS = frozenset({OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION})
+MAX_REASON_CHARS = 500
 
 
 def _consent_caller(request: web.Request) -> Principal:
     principal = principal_of(request)
-    access.require_role(principal, access.SENDER_ROLES)
+    access.authorise(principal, access.Action.HANDLE_CONSENT, principal.org.code)
     if principal.org.kind not in CONSENT_KINDS:
         raise AccessDenied(
             "Only CJIT, CARAT and probation organisations record or read consent."
@@ -77,7 +79,7 @@ async def record_consent(request: web.Request) -> web.Response:
         period_end=_when(period["end"], now) if period.get("end") else None,
         information_given=document["information_given"],
         recorded_at=now,
-        performer=f"{principal.org.code}/{principal.subject}",
+        performer=principal.actor,
     )
     if record.period_end is not None and record.period_end <= record.period_start:
         raise InvalidMessage([Violation("/period/end", "The period must end after it starts.")])
@@ -121,24 +123,33 @@ async def list_consents(request: web.Request) -> web.Response:
 
 @routes.post("/v1/consents/{consent_id}/withdraw")
 async def withdraw_consent(request: web.Request) -> web.Response:
+    """Withdraw a consent, saying why: by the organisation that recorded it, or by the CJIT
+    managing the person (the gateway's own records decide which CJIT that is)."""
     principal = _consent_caller(request)
     services = request.app[SERVICES]
-    reason = "withdrawn by the person"
-    if request.can_read_body:
-        body = await read_json(request)
-        if isinstance(body, dict) and isinstance(body.get("reason"), str):
-            reason = body["reason"][:500]
     consent_id = request.match_info["consent_id"]
-    if await services.consents.get(consent_id) is None:
+    existing = await services.consents.get(consent_id)
+    if existing is None:
         raise NotFound(f"There is no consent record {consent_id}.")
+    history = await services.messages.about_person(existing.keys, limit=50)
+    access.check_consent_withdrawal(
+        principal, existing.recorded_by,
+        managing_cjit(history, existing.keys, services.directory.all()),
+    )
+    body = await read_json(request) if request.can_read_body else None
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON_CHARS:
+        raise MalformedRequest(
+            f"Say why the consent is withdrawn: {{'reason': '…'}}, 1 to {MAX_REASON_CHARS} "
+            "characters."
+        )
     record, stopped = await services.consents.withdraw(
-        consent_id, f"{principal.org.code}/{principal.subject}", reason, services.clock(),
-        services.audit,
+        consent_id, principal.actor, reason.strip(), services.clock(), services.audit,
     )
     await services.audit.record(AuditEvent(
         action=AuditAction.CONSENT_WITHDRAWN, at=services.clock(),
-        actor=f"{principal.org.code}/{principal.subject}", subject=record.keys,
-        details={"consent_id": consent_id, "reason": reason,
+        actor=principal.actor, subject=record.keys,
+        details={"consent_id": consent_id, "reason": reason.strip(),
                  "stopped": [f"{m}/{r}" for m, r, _ in stopped]},
     ))
     for _, _, sender in stopped:

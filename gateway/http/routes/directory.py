@@ -1,18 +1,17 @@
-"""``/v1/directory`` and ``/v1/schemas``: reference data any authenticated caller may read."""
+"""``/v1/directory`` and ``/v1/schemas``: reference data any authenticated caller may read,
+and the changes to it that only the organisation itself or the operator may make."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from gateway import access
-from gateway.audit import AuditAction, AuditEvent
 from gateway.channels.choice import parse_channel
-from gateway.directory_import import cjit_of_residence, parse_spoc_csv, plan
-from gateway.errors import AccessDenied, MalformedRequest, NotFound
+from gateway.directory_import import cjit_of_residence
+from gateway.errors import MalformedRequest, NotFound
 from gateway.http.body import read_json
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.model import Role
 from gateway.validation import ENVELOPE_SCHEMA
 
 routes = web.RouteTableDef()
@@ -45,57 +44,88 @@ async def residence(request: web.Request) -> web.Response:
 
 @routes.post("/v1/directory/import")
 async def import_spoc_list(request: web.Request) -> web.Response:
-    """Preview, or apply, the CJIT SPOC list as CSV ({"csv": …, "apply": false})."""
-    principal = principal_of(request)
-    access.require_role(principal, frozenset({Role.IG_LEAD}))
+    """Preview ({"csv": …}) or propose ({"csv": …, "apply": true}) a SPOC-list import.
+
+    Operator people only. A proposal changes nothing until a second operator person
+    approves it (``POST /v1/directory/imports/{id}/approve``).
+    """
     services = request.app[SERVICES]
+    principal = principal_of(request)
+    access.authorise(principal, access.Action.IMPORT_DIRECTORY)
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("csv"), str):
         raise MalformedRequest("Send {'csv': '<the file>', 'apply': false|true}.")
-    changes = plan(services.directory.all(), parse_spoc_csv(body["csv"]))
-    applied = body.get("apply") is True
-    if applied and changes.to_apply():
-        await services.directory.save(changes.to_apply(), services.clock())
-        await services.audit.record(AuditEvent(
-            action=AuditAction.DIRECTORY_UPDATED, at=services.clock(),
-            actor=f"{principal.org.code}/{principal.subject}",
-            details={"added": [o.code for o in changes.added],
-                     "changed": [o.code for o, _ in changes.changed]},
-        ))
-    return web.json_response({"applied": applied, **changes.as_dict()})
+    if body.get("apply") is True:
+        proposal = await services.administration.propose_import(principal, body["csv"])
+        return web.json_response(
+            {"applied": False, **proposal.summary()}, status=202,
+            headers={"Location": f"/v1/directory/imports/{proposal.id}"},
+        )
+    preview = await services.administration.preview_import(principal, body["csv"])
+    return web.json_response({"applied": False, **preview})
+
+
+@routes.get("/v1/directory/imports/{import_id}")
+async def get_import(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    access.authorise(principal, access.Action.IMPORT_DIRECTORY)
+    proposal = await request.app[SERVICES].directory.get_import(request.match_info["import_id"])
+    if proposal is None:
+        raise NotFound(f"There is no directory import {request.match_info['import_id']}.")
+    return web.json_response({"applied": proposal.approved_by is not None, **proposal.summary()})
+
+
+@routes.post("/v1/directory/imports/{import_id}/approve")
+async def approve_import(request: web.Request) -> web.Response:
+    """A second operator person applies a proposed import, as it was previewed."""
+    services = request.app[SERVICES]
+    applied = await services.administration.approve_import(
+        principal_of(request), request.match_info["import_id"]
+    )
+    await services.transport.follow_directory()
+    return web.json_response({"applied": True, **applied.summary()})
 
 
 @routes.get("/v1/directory/{code}/delivery")
 async def get_delivery_channel(request: web.Request) -> web.Response:
-    """An organisation's delivery channel in full: for its IG lead and its own systems."""
-    principal = principal_of(request)
+    """An organisation's delivery channel in full: for the organisation and the operator."""
     code = request.match_info["code"]
-    if principal.role is not Role.IG_LEAD and principal.org.code != code:
-        raise AccessDenied("Only an IG lead or the organisation itself may see its channel.")
-    org = request.app[SERVICES].directory.get(code)
-    if org is None:
-        raise NotFound(f"There is no organisation {code}.")
+    org = request.app[SERVICES].administration.organisation(code)
+    access.authorise(principal_of(request), access.Action.VIEW_DELIVERY, code)
     return web.json_response({"code": code, **org.delivery.as_dict()})
 
 
 @routes.put("/v1/directory/{code}/delivery")
 async def set_delivery_channel(request: web.Request) -> web.Response:
-    """Choose how messages reach an organisation: pull, amqp, webhook or mesh (audited)."""
+    """Choose how messages reach an organisation: pull, amqp, webhook or mesh (audited).
+
+    Only the organisation's own administrator or IG lead, or the operator."""
     principal = principal_of(request)
-    access.require_role(principal, frozenset({Role.IG_LEAD}))
     services = request.app[SERVICES]
     code = request.match_info["code"]
-    if services.directory.get(code) is None:
-        raise NotFound(f"There is no organisation {code}.")
+    services.administration.organisation(code)
+    access.authorise(principal, access.Action.CHOOSE_DELIVERY, code)
     channel = parse_channel(
         await read_json(request), production=services.settings.is_production
     )
     org = await services.directory.set_channel(
-        code, channel, f"{principal.org.code}/{principal.subject}", services.clock(),
-        services.audit,
+        code, channel, principal.actor, services.clock(), services.audit,
     )
     await services.transport.follow_directory()
     return web.json_response({"code": code, **org.delivery.as_dict()})
+
+
+@routes.post("/v1/directory/{code}/keys")
+async def register_system_key(request: web.Request) -> web.Response:
+    """Register a public key for the organisation's systems (audited)."""
+    services = request.app[SERVICES]
+    code = request.match_info["code"]
+    org = await services.administration.add_system_key(
+        principal_of(request), code, await read_json(request)
+    )
+    return web.json_response(
+        {"code": code, "keys": [str(k.get("kid")) for k in org.jwks]}, status=201
+    )
 
 
 @routes.get("/v1/delivery/keys")

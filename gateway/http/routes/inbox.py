@@ -41,7 +41,7 @@ def item_view(item: InboxItem) -> dict[str, Any]:
 
 def _inbox_owner(request: web.Request) -> Principal:
     principal = principal_of(request)
-    access.require_role(principal, access.RECIPIENT_ROLES)
+    access.authorise(principal, access.Action.RECEIVE, principal.org.code)
     requested = request.query.get("org")
     if requested is not None and requested != principal.org.code:
         raise AccessDenied("An organisation may read only its own inbox.")
@@ -70,7 +70,7 @@ async def acknowledge(request: web.Request) -> web.Response:
     ack = await services.messages.acknowledge(
         message_id,
         principal.org.code,
-        f"{principal.org.code}/{principal.subject}",
+        principal.actor,
         services.clock(),
         services.audit,
     )

@@ -69,7 +69,7 @@ async def submit_batch(request: web.Request) -> web.Response:
     """
     services = request.app[SERVICES]
     principal = principal_of(request)
-    access.require_role(principal, access.SENDER_ROLES)
+    access.authorise(principal, access.Action.SEND, principal.org.code)
     documents = batch_items(await read_json(request))
     results = await asyncio.gather(*(
         _submit_item(services, principal, f"/v1/messages/batch#/messages/{index}", document)
@@ -124,7 +124,7 @@ async def _submit_item(
 async def message_status(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     principal = principal_of(request)
-    access.require_role(principal, access.RECIPIENT_ROLES | access.SENDER_ROLES)
+    access.authorise(principal, access.Action.READ_STATUS, principal.org.code)
     message_id = request.match_info["message_id"].lower()
     record = await services.messages.get(message_id)
     if record is None:
