@@ -21,7 +21,7 @@ import jwt
 from gateway import access, keys
 from gateway.access import Action
 from gateway.audit import AuditLog
-from gateway.directory import Directory
+from gateway.directory import BOOTSTRAP, Directory
 from gateway.directory_import import parse_spoc_csv, plan
 from gateway.errors import (
     AccessDenied,
@@ -32,7 +32,7 @@ from gateway.errors import (
     NotFound,
     Violation,
 )
-from gateway.model import Grant, Organisation, Person, Principal, Role, SignIn
+from gateway.model import Grant, Organisation, OrgKind, Person, Principal, Role, SignIn
 from gateway.storage.base import DirectoryImport
 
 PERSON_ID = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?")
@@ -219,6 +219,39 @@ class Administration:
     def _refuse_registered(self, jwk: Mapping[str, Any]) -> None:
         if self.directory.key(str(jwk["kid"])) is not None:
             raise Conflict("That key is already registered; every actor has keys of its own.")
+
+
+async def bootstrap_operator(
+    directory: Directory,
+    audit: AuditLog,
+    operator_org: Organisation,
+    body: Mapping[str, Any],
+    at: datetime,
+) -> Person:
+    """The first operator person of a new installation, with ``directory_admin``.
+
+    Run on the gateway's own host (``dipgw operator bootstrap``): access to the data
+    directory is the root of trust, as the initial configuration of an X-Road security
+    server is. Refused once anyone holds ``directory_admin``; after that, operators grant
+    it to each other through the API.
+    """
+    if directory.holders_of(Role.DIRECTORY_ADMIN):
+        raise Conflict("An operator already holds directory_admin; ask them to grant it.")
+    existing = directory.get(operator_org.code)
+    if existing is not None and existing.kind is not OrgKind.OPERATOR:
+        raise Conflict(f"{operator_org.code} is a {existing.kind.value} organisation.")
+    if existing is None:
+        await directory.save([operator_org], at)
+    person = _person_from(operator_org, body)
+    if not person.jwks:
+        raise InvalidMessage([Violation("/keys", "The first operator needs a public key.")])
+    await directory.add_person(person, BOOTSTRAP, at, audit)
+    await directory.add_grant(
+        Grant(str(uuid.uuid4()), person.id, Role.DIRECTORY_ADMIN, BOOTSTRAP, at,
+              "first operator of this installation"),
+        audit,
+    )
+    return person
 
 
 def _person_from(org: Organisation, body: Any) -> Person:

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -418,6 +419,38 @@ async def _people(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the first operator person straight into this installation's database."""
+    from gateway.administration import bootstrap_operator
+    from gateway.audit import Pseudonymiser
+    from gateway.checkpoints import pseudonym_key
+    from gateway.directory import Directory
+    from gateway.model import Contact, Organisation, OrgKind
+    from gateway.storage.sqlite import SqliteAuditLog, SqliteDatabase, SqliteDirectory
+
+    record: dict[str, Any] = {"name": args.name, "email": args.email,
+                              "keys": [_public_key_file(args.public_key)]}
+    if args.id:
+        record["id"] = args.id
+    operator_org = Organisation(
+        args.org, OrgKind.OPERATOR, args.org_name, "England", Contact(args.org_name)
+    )
+    db = SqliteDatabase(settings.sqlite_path)
+    await db.open()
+    try:
+        directory = Directory(SqliteDirectory(db))
+        await directory.refresh()
+        audit = SqliteAuditLog(db, Pseudonymiser(pseudonym_key(settings.audit_keys_dir)))
+        person = await bootstrap_operator(
+            directory, audit, operator_org, record, datetime.now(UTC)
+        )
+    finally:
+        await db.close()
+    print(f"{person.id} of {person.org_code} now holds directory_admin (audited). Restart "
+          "the gateway so it reads the directory afresh; then grant the rest through the API.")
+    return 0
+
+
 def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.out)
     if path.exists():
@@ -720,6 +753,26 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         _add_identity(action)
         _add_url(action, settings)
         action.set_defaults(handler=_run_async(_people))
+
+    operator = sub.add_parser(
+        "operator", help="set up the gateway's operator (on the gateway's own host)")
+    operator_sub = operator.add_subparsers(dest="operator_command", required=True,
+                                           metavar="ACTION")
+    bootstrap = operator_sub.add_parser(
+        "bootstrap", help="make the first operator person of a new installation",
+        description="Add the first operator person, holding directory_admin, directly to "
+        "this installation's database (DIPGW_DATA_DIR). Works in production too: access "
+        "to the gateway's host is the root of trust. Refused once anyone holds "
+        "directory_admin.",
+        epilog="example: dipgw keygen --out ops.jwk.json > ops.pub.json && dipgw operator "
+        "bootstrap --name 'Sam Okoro' --email sam@dipgw.example --public-key ops.pub.json")
+    bootstrap.add_argument("--name", required=True)
+    bootstrap.add_argument("--email", required=True, help="work e-mail")
+    bootstrap.add_argument("--public-key", required=True, help="their public JWK file")
+    bootstrap.add_argument("--id", help="person id (default: ORG.local-part-of-email)")
+    bootstrap.add_argument("--org", default="DIPGW-OPS", help="operator organisation code")
+    bootstrap.add_argument("--org-name", default="dipgw national service team")
+    bootstrap.set_defaults(handler=_run_async(_operator_bootstrap))
 
     keygen = sub.add_parser(
         "keygen", help="make a signing key pair and print its public JWK",

@@ -194,6 +194,10 @@ class Directory:
         """The roles a person holds now: their active grants, nothing else."""
         return self._roles.get(person_id, frozenset())
 
+    def holders_of(self, role: Role) -> list[Person]:
+        """Everyone who holds a role now."""
+        return [p for p in self._people.values() if role in self.roles_of(p.id)]
+
     def grant(self, grant_id: str) -> Grant | None:
         return self._grants.get(grant_id)
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 
+from gateway import keys
 from gateway.cli import main
+from gateway.client import Credentials
+from gateway.config import Settings
+from gateway.http.app import create_app
 from tests.conftest import EXAMPLES
 
 RA1_FILE = EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json"
@@ -91,7 +97,6 @@ def test_bad_configuration_is_one_sentence(capsys: pytest.CaptureFixture[str]) -
 
 async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path) -> None:
     import json
-    import os
 
     from tests.test_crash_recovery import free_port, gateway_process, wait_ready
 
@@ -139,3 +144,33 @@ async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path
         assert me["roles"] == ["ig_lead", "spoc"] and me["organisation"] == "CJIT-NFK"
         listed_people = run("people", "list", "CJIT-NFK", "--person", "cjit-nfk.admin", env=env)
         assert "cjit-nfk.spoc" in listed_people.stdout and "ig_lead" in listed_people.stdout
+
+
+async def test_operator_bootstrap_makes_the_first_operator_of_a_production_install(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_ENV": "production"}
+    private_file, public_file = tmp_path / "ops.jwk.json", tmp_path / "ops.pub.json"
+    made = run("keygen", "--out", str(private_file), env=env)
+    assert made.returncode == 0, made.stderr
+    public_file.write_text(made.stdout)
+    assert "\"d\"" not in made.stdout
+
+    first = run("operator", "bootstrap", "--name", "Sam Okoro", "--email",
+                "sam.okoro@dipgw.example", "--public-key", str(public_file), env=env)
+    assert first.returncode == 0, first.stderr
+    assert "dipgw-ops.sam.okoro" in first.stdout
+    again = run("operator", "bootstrap", "--name", "Eve", "--email", "eve@dipgw.example",
+                "--public-key", str(public_file), env=env)
+    assert again.returncode == 2 and "already holds directory_admin" in again.stderr
+
+    settings = Settings(data_dir=tmp_path, environment="production",
+                        seed_demo_directory=False)
+    client = await aiohttp_client(create_app(settings))
+    operator = Credentials.for_person(
+        "DIPGW-OPS", "dipgw-ops.sam.okoro", keys.read_private(private_file),
+        audience=settings.audience,
+    )
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {operator.token()}"})
+    assert me.status == 200
+    assert (await me.json())["roles"] == ["directory_admin"]
