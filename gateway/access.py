@@ -43,6 +43,7 @@ class Action(StrEnum):
     HANDLE_CONSENT = "record, read or withdraw consent"
     VIEW_DELIVERY = "see the organisation's delivery channel"
     CHOOSE_DELIVERY = "choose the organisation's delivery channel"
+    EDIT_CONTACT = "change the organisation's SPOC contact"
     REGISTER_SYSTEM_KEY = "register a key for the organisation's systems"
     VIEW_PEOPLE = "see the organisation's people and their roles"
     MANAGE_PEOPLE = "add people to the organisation and register their keys"
@@ -84,6 +85,8 @@ AUTHORITY: Mapping[Action, tuple[Allowance, ...]] = {
         _own(Role.SYSTEM, Role.SPOC, Role.IG_LEAD, Role.ORG_ADMIN), _any(Role.DIRECTORY_ADMIN),
     ),
     Action.CHOOSE_DELIVERY: (_own(Role.IG_LEAD, Role.ORG_ADMIN), _any(Role.DIRECTORY_ADMIN)),
+    # The SPOC's secure address receives alert notices: as guarded as the channel itself.
+    Action.EDIT_CONTACT: (_own(Role.IG_LEAD, Role.ORG_ADMIN), _any(Role.DIRECTORY_ADMIN)),
     Action.REGISTER_SYSTEM_KEY: (
         _own(Role.IG_LEAD, Role.ORG_ADMIN), _any(Role.DIRECTORY_ADMIN),
     ),

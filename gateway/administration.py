@@ -32,11 +32,21 @@ from gateway.errors import (
     NotFound,
     Violation,
 )
-from gateway.model import Grant, Organisation, OrgKind, Person, Principal, Role, SignIn
+from gateway.model import (
+    Contact,
+    Grant,
+    Organisation,
+    OrgKind,
+    Person,
+    Principal,
+    Role,
+    SignIn,
+)
 from gateway.storage.base import DirectoryImport
 
 PERSON_ID = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}")
+_PHONE = re.compile(r"\+?[0-9][0-9 ()-]{5,30}")
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]{1,200}")
 MAX_REASON_CHARS = 500
 MAX_NAME_CHARS = 200
@@ -127,6 +137,13 @@ class Administration:
             self._refuse_registered(jwk)
         await self.directory.add_person(person, principal.actor, self.clock(), self.audit)
         return person
+
+    async def set_contact(self, principal: Principal, code: str, body: Any) -> Organisation:
+        self.organisation(code)
+        access.authorise(principal, Action.EDIT_CONTACT, code)
+        return await self.directory.set_contact(
+            code, _contact_from(body), principal.actor, self.clock(), self.audit
+        )
 
     async def add_person_key(self, principal: Principal, person_id: str, body: Any) -> Person:
         person = self.person(person_id)
@@ -290,6 +307,28 @@ def _person_from(org: Organisation, body: Any) -> Person:
         raise InvalidMessage(problems)
     assert isinstance(name, str) and isinstance(person_id, str)
     return Person(person_id, org.code, name.strip(), email, sign_in, tuple(jwks))
+
+
+def _contact_from(body: Any) -> Contact:
+    """A SPOC contact: name, and optionally phone, e-mail and secure e-mail."""
+    if not isinstance(body, Mapping):
+        raise MalformedRequest("Send {'name': …, 'phone': …, 'email': …, 'secure_email': …}.")
+    problems = [Violation(f"/{k}", f"'{k}' is not a field of a contact.")
+                for k in sorted(set(body) - {"name", "phone", "email", "secure_email"})]
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+        problems.append(Violation("/name", f"Who to contact, 1 to {MAX_NAME_CHARS} characters."))
+    phone = body.get("phone")
+    if phone is not None and not (isinstance(phone, str) and _PHONE.fullmatch(phone)):
+        problems.append(Violation("/phone", "A telephone number such as 01603 000 202."))
+    for field in ("email", "secure_email"):
+        value = body.get(field)
+        if value is not None and not (isinstance(value, str) and _EMAIL.fullmatch(value)):
+            problems.append(Violation(f"/{field}", "An e-mail address."))
+    if problems:
+        raise InvalidMessage(problems)
+    assert isinstance(name, str)
+    return Contact(name.strip(), phone, body.get("email"), body.get("secure_email"))
 
 
 def _default_id(org_code: str, email: str) -> str:

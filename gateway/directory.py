@@ -208,6 +208,15 @@ class Directory:
         await self._repository.upsert(organisations, at)
         await self.refresh()
 
+    async def set_contact(
+        self, code: str, contact: Contact, actor: str, at: datetime, audit: AuditLog
+    ) -> Organisation:
+        await self._repository.set_contact(code, contact, actor, at, audit)
+        await self.refresh()
+        org = self.get(code)
+        assert org is not None  # set_contact raised NotFound otherwise
+        return org
+
     async def add_person(self, person: Person, actor: str, at: datetime, audit: AuditLog) -> None:
         await self._repository.add_person(person, actor, at, audit)
         await self.refresh()

@@ -453,3 +453,32 @@ async def test_a_new_persons_own_key_works_at_once(
     assert (await me.json())["roles"] == []
     inbox = await client.get("/v1/inbox", headers={"Authorization": f"Bearer {kai.token()}"})
     assert inbox.status == 403
+
+
+async def test_a_spoc_contact_is_changed_only_by_its_own_organisation_or_the_operator(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    hostile = {"name": "Attacker", "secure_email": "collect@attacker.example"}
+    for headers in (claimed(settings, POLICE, "ig_lead"),
+                    person_bearer(settings, "pol-sfk-ips.admin"),
+                    bearer(settings, NORFOLK)):
+        before = table_counts(settings)
+        response = await client.put(f"/v1/directory/{NORFOLK}/contact", json=hostile,
+                                    headers=headers)
+        await assert_refused(response, settings, before)
+
+    bad = await client.put(f"/v1/directory/{NORFOLK}/contact",
+                           json={"name": "", "email": "nope", "fax": "1"},
+                           headers=person_bearer(settings, "cjit-nfk.admin"))
+    problem = await assert_refused(bad, settings, table_counts(settings), status=422)
+    assert [e["pointer"] for e in problem["errors"]] == ["/fax", "/name", "/email"]
+
+    changed = await client.put(f"/v1/directory/{NORFOLK}/contact", json={
+        "name": "Norfolk CJIT duty SPOC", "phone": "01603 000 299",
+        "secure_email": "duty@norfolk-cjit.secure.example",
+    }, headers=person_bearer(settings, "cjit-nfk.ig-lead"))
+    assert changed.status == 200
+    assert (await changed.json())["spoc"]["secure_email"] == "duty@norfolk-cjit.secure.example"
+    logged = [e for e in await audit_entries(client, settings)
+              if e["action"] == "directory.updated" and "contact" in e["details"]]
+    assert logged[-1]["actor"] == "CJIT-NFK/cjit-nfk.ig-lead"

@@ -13,6 +13,7 @@ from gateway.audit import AuditEvent, AuditLog
 from gateway.consent import ConsentRecord, SubjectKeys
 from gateway.model import (
     ChannelSettings,
+    Contact,
     Decision,
     Envelope,
     Grant,
@@ -179,6 +180,12 @@ class DirectoryRepository(ABC):
 
     @abstractmethod
     async def all(self) -> list[Organisation]: ...
+
+    @abstractmethod
+    async def set_contact(
+        self, code: str, contact: Contact, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        """Change an organisation's SPOC contact, audited."""
 
     @abstractmethod
     async def people(self) -> list[Person]: ...

@@ -462,6 +462,23 @@ class SqliteDirectory(DirectoryRepository):
         await self._db.transaction(write)
 
 
+    async def set_contact(
+        self, code: str, contact: Contact, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            updated = conn.execute(
+                "UPDATE organisations SET spoc_json = ?, updated_at = ? WHERE code = ?",
+                (_json(contact.as_dict()), _ts(at), code),
+            ).rowcount
+            if not updated:
+                raise NotFound(f"There is no organisation {code}.")
+            audit.append(conn, AuditEvent(
+                action=AuditAction.DIRECTORY_UPDATED, at=at, actor=actor,
+                details={"contact": {code: contact.as_dict()}},
+            ))
+
+        await self._db.transaction(write)
+
     async def people(self) -> list[Person]:
         def read(conn: sqlite3.Connection) -> list[Person]:
             rows = conn.execute(

@@ -115,6 +115,16 @@ async def set_delivery_channel(request: web.Request) -> web.Response:
     return web.json_response({"code": code, **org.delivery.as_dict()})
 
 
+@routes.put("/v1/directory/{code}/contact")
+async def set_contact(request: web.Request) -> web.Response:
+    """Change the organisation's SPOC contact (its IG lead or administrator, or the
+    operator; audited): the secure address there receives alert notices."""
+    org = await request.app[SERVICES].administration.set_contact(
+        principal_of(request), request.match_info["code"], await read_json(request)
+    )
+    return web.json_response(org.public_view())
+
+
 @routes.post("/v1/directory/{code}/keys")
 async def register_system_key(request: web.Request) -> web.Response:
     """Register a public key for the organisation's systems (audited)."""
