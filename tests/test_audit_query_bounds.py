@@ -38,7 +38,7 @@ async def test_entries_out_of_range_is_a_400_problem(
     client: TestClient[Any, Any], settings: Settings, query: dict[str, str]
 ) -> None:
     response = await client.get(
-        "/v1/audit/entries", params=query, headers=bearer(settings, "PRB-EOE", Role.AUDITOR)
+        "/v1/audit/entries", params=query, headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR)
     )
     problem = await assert_problem(response, 400, "malformed-request")
     assert "whole number" in problem["detail"]
@@ -50,7 +50,7 @@ async def test_entries_at_the_largest_safe_index_is_an_empty_page(
     start = str(2**53 - 1)
     response = await client.get(
         "/v1/audit/entries", params={"from": start},
-        headers=bearer(settings, "PRB-EOE", Role.AUDITOR),
+        headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR),
     )
     assert response.status == 200
     assert await response.json() == {"from": 2**53 - 1, "entries": []}
@@ -73,10 +73,10 @@ async def test_other_audit_queries_with_huge_numbers_are_client_errors(
 ) -> None:
     """These compare the numbers with signed checkpoint sizes before using them, so a
     huge one is "no such checkpoint" (404) or "not in range" (400), never a 500."""
-    auditor = bearer(settings, "PRB-EOE", Role.AUDITOR)
+    auditor = bearer(settings, "DIP-ASSURE", Role.AUDITOR)
     assert (await client.post("/v1/audit/checkpoint", headers=auditor)).status == 200
     response = await client.get(
-        path, params=query, headers=bearer(settings, "PRB-EOE", Role.AUDITOR)
+        path, params=query, headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR)
     )
     await assert_problem(response, response.status)
     assert response.status in (400, 404)

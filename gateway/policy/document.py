@@ -17,7 +17,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from gateway.errors import InvalidPolicy, MalformedRequest, Violation
-from gateway.model import Consent, MessageType, OrgKind, Route, canonical_json
+from gateway.model import AGENCY_KINDS, Consent, MessageType, Route, canonical_json
 from gateway.policy.facts import FACT_NAMES
 from gateway.policy.rules import ConsentState, Effect, FactValue, PolicySet, Rule
 from gateway.validation import check_structure, explain, pointer, schema_validator
@@ -26,8 +26,8 @@ POLICY_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "policies" / "policy.
 _VOCABULARY: Mapping[str, frozenset[str]] = {
     "type": frozenset(MessageType),
     "route": frozenset(Route),
-    "sender": frozenset(OrgKind),
-    "recipient": frozenset(OrgKind),
+    "sender": AGENCY_KINDS,
+    "recipient": AGENCY_KINDS,
     "consent": frozenset(ConsentState),
 }
 
