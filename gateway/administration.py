@@ -155,6 +155,21 @@ class Administration:
         )
         return self.person(person_id)
 
+    async def remove_person_key(self, principal: Principal, person_id: str, kid: str) -> Person:
+        """A person may withdraw their own key (a lost laptop) at once; so may whoever
+        manages their organisation's people."""
+        person = self.person(person_id)
+        if principal.person is None or principal.person.id != person.id:
+            access.authorise(principal, Action.MANAGE_PEOPLE, person.org_code)
+        await self.directory.remove_key(person.id, kid, principal.actor, self.clock(), self.audit)
+        return self.person(person_id)
+
+    async def remove_system_key(self, principal: Principal, code: str, kid: str) -> Organisation:
+        self.organisation(code)
+        access.authorise(principal, Action.REGISTER_SYSTEM_KEY, code)
+        await self.directory.remove_key(code, kid, principal.actor, self.clock(), self.audit)
+        return self.organisation(code)
+
     async def add_system_key(self, principal: Principal, code: str, body: Any) -> Organisation:
         self.organisation(code)
         access.authorise(principal, Action.REGISTER_SYSTEM_KEY, code)

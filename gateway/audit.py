@@ -41,6 +41,7 @@ class AuditAction(StrEnum):
     PERSON_ADDED = "person.added"
     PERSON_KEY_ADDED = "person.key_added"
     SYSTEM_KEY_ADDED = "system.key_added"
+    KEY_REMOVED = "key.removed"
     GRANT_GIVEN = "grant.given"
     GRANT_REVOKED = "grant.revoked"
     ALERT_ESCALATED = "alert.escalated"

@@ -233,6 +233,12 @@ class Directory:
         await self._repository.add_system_key(org_code, jwk, actor, at, audit)
         await self.refresh()
 
+    async def remove_key(
+        self, holder: str, kid: str, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        await self._repository.remove_key(holder, kid, actor, at, audit)
+        await self.refresh()
+
     async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
         await self._repository.add_grant(grant, audit)
         await self.refresh()

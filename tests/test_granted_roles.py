@@ -482,3 +482,31 @@ async def test_a_spoc_contact_is_changed_only_by_its_own_organisation_or_the_ope
     logged = [e for e in await audit_entries(client, settings)
               if e["action"] == "directory.updated" and "contact" in e["details"]]
     assert logged[-1]["actor"] == "CJIT-NFK/cjit-nfk.ig-lead"
+
+
+async def test_a_withdrawn_key_is_refused_at_once(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    spoc = person_credentials(settings, "cjit-nfk.spoc")
+    kid = str(spoc.private_jwk["kid"])
+    before = table_counts(settings)
+    refused = await client.delete(f"/v1/people/cjit-nfk.spoc/keys/{kid}",
+                                  headers=person_bearer(settings, "cjit-sfk.admin"))
+    await assert_refused(refused, settings, before)
+
+    # The SPOC withdraws their own key (a lost laptop): their next token is refused.
+    withdrawn = await client.delete(f"/v1/people/cjit-nfk.spoc/keys/{kid}",
+                                    headers={"Authorization": f"Bearer {spoc.token()}"})
+    assert withdrawn.status == 200
+    assert (await withdrawn.json())["keys"] == []
+    after = await client.get("/v1/me", headers={"Authorization": f"Bearer {spoc.token()}"})
+    assert after.status == 401
+
+    system = credentials(settings, NORFOLK)
+    removed = await client.delete(f"/v1/directory/{NORFOLK}/keys/{system.private_jwk['kid']}",
+                                  headers=person_bearer(settings, "cjit-nfk.admin"))
+    assert removed.status == 200
+    gone = await client.get("/v1/inbox", headers={"Authorization": f"Bearer {system.token()}"})
+    assert gone.status == 401
+    logged = [e for e in await audit_entries(client, settings) if e["action"] == "key.removed"]
+    assert [e["details"]["holder"] for e in logged] == ["cjit-nfk.spoc", NORFOLK]

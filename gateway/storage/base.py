@@ -209,6 +209,13 @@ class DirectoryRepository(ABC):
     ) -> None: ...
 
     @abstractmethod
+    async def remove_key(
+        self, holder: str, kid: str, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        """Remove a key from a person (``holder`` their id) or an organisation's systems
+        (``holder`` its code); ``NotFound`` if that holder has no such key."""
+
+    @abstractmethod
     async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
         """Store a grant; ``Conflict`` if the person already holds the role."""
 

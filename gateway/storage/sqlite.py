@@ -571,6 +571,33 @@ class SqliteDirectory(DirectoryRepository):
 
         await self._db.transaction(write)
 
+    async def remove_key(
+        self, holder: str, kid: str, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            for table, column in (("people", "id"), ("organisations", "code")):
+                row = conn.execute(
+                    f"SELECT jwks_json FROM {table} WHERE {column} = ?", (holder,)  # noqa: S608
+                ).fetchone()
+                if row is None:
+                    continue
+                jwks = json.loads(row[0])
+                kept = [k for k in jwks if k.get("kid") != kid]
+                if len(kept) == len(jwks):
+                    break
+                conn.execute(
+                    f"UPDATE {table} SET jwks_json = ? WHERE {column} = ?",  # noqa: S608
+                    (_json(kept), holder),
+                )
+                audit.append(conn, AuditEvent(
+                    action=AuditAction.KEY_REMOVED, at=at, actor=actor,
+                    details={"holder": holder, "kid": kid},
+                ))
+                return
+            raise NotFound(f"{holder} has no key {kid}.")
+
+        await self._db.transaction(write)
+
     async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
         def write(conn: sqlite3.Connection) -> None:
             if conn.execute(

@@ -138,6 +138,16 @@ async def register_system_key(request: web.Request) -> web.Response:
     )
 
 
+@routes.delete("/v1/directory/{code}/keys/{kid}")
+async def remove_system_key(request: web.Request) -> web.Response:
+    """Remove a key of the organisation's systems: tokens it signs are refused at once."""
+    code = request.match_info["code"]
+    org = await request.app[SERVICES].administration.remove_system_key(
+        principal_of(request), code, request.match_info["kid"]
+    )
+    return web.json_response({"code": code, "keys": [str(k.get("kid")) for k in org.jwks]})
+
+
 @routes.get("/v1/delivery/keys")
 async def delivery_keys(request: web.Request) -> web.Response:
     """The gateway's public key(s) that webhook pushes are signed with (a JWKS)."""

@@ -65,6 +65,17 @@ async def add_person_key(request: web.Request) -> web.Response:
     return web.json_response(administration.person_view(updated), status=201)
 
 
+@routes.delete("/v1/people/{person_id}/keys/{kid}")
+async def remove_person_key(request: web.Request) -> web.Response:
+    """Withdraw a person's key (they themselves, or their organisation's administrator):
+    tokens it signs are refused at once; audited."""
+    administration = request.app[SERVICES].administration
+    updated = await administration.remove_person_key(
+        principal_of(request), request.match_info["person_id"], request.match_info["kid"]
+    )
+    return web.json_response(administration.person_view(updated))
+
+
 @routes.post("/v1/people/{person_id}/grants")
 async def grant(request: web.Request) -> web.Response:
     """Grant a role ({"role": …, "reason": …}); who may grant which role is in
