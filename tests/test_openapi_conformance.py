@@ -42,15 +42,18 @@ from gateway.config import Settings
 from gateway.http.app import SCHEMA_DIR, create_app
 from gateway.http.openapi import document
 from gateway.validation import SCHEMA_FORMATS, SchemaSet
-from tests.conftest import EXAMPLES, credentials, load
+from tests.conftest import EXAMPLES, credentials, load, person_credentials
 
 TokenFactory = Callable[[Settings], str]
 
-# Who calls, each request under a fresh token from the factory. Adding an identity is one
-# line, e.g. a person holding a granted role: credentials(settings, "CJIT-SFK", Role.IG_LEAD).
+# Who calls, each request under a fresh token from the factory: two agency systems, and the
+# demo people whose grants open the policy, audit and directory-administration operations.
 IDENTITIES: dict[str, TokenFactory] = {
     "cjit-system": lambda settings: credentials(settings, "CJIT-SFK").token(),
     "police-system": lambda settings: credentials(settings, "POL-SFK-IPS").token(),
+    "ig-lead": lambda settings: person_credentials(settings, "cjit-sfk.ig-lead").token(),
+    "auditor": lambda settings: person_credentials(settings, "dip-assure.auditor").token(),
+    "operator": lambda settings: person_credentials(settings, "dipgw-ops.operator").token(),
 }
 
 MAX_EXAMPLES = 50

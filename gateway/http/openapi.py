@@ -274,6 +274,38 @@ _POLICY_NAMED = {
     ],
 }
 
+_REASON = {"type": "object", "required": ["reason"],
+           "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500}}}
+_PUBLIC_JWK = {
+    "description": "A public Ed25519 (OKP) or P-256 (EC) JSON Web Key (RFC 7517); never 'd'",
+    "type": "object", "required": ["kty"],
+    "properties": {"kty": {"enum": ["OKP", "EC"]}, "crv": {"enum": ["Ed25519", "P-256"]},
+                   "x": {"type": "string"}, "y": {"type": "string"}},
+}
+_PERSON_BODY = {
+    "type": "object", "required": ["name", "email"], "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "description": "Default: ORG.local-part-of-email"},
+        "name": {"type": "string"}, "email": {"type": "string", "format": "email"},
+        "sign_in": {"type": "object", "required": ["issuer", "subject"], "properties": {
+            "issuer": {"type": "string"}, "subject": {"type": "string"}}},
+        "keys": {"type": "array", "maxItems": 5, "items": _PUBLIC_JWK},
+    },
+}
+_GRANT_BODY = {
+    "type": "object", "required": ["role", "reason"],
+    "properties": {"role": {"enum": ["spoc", "ig_lead", "org_admin", "auditor",
+                                     "directory_admin"]},
+                   "reason": {"type": "string", "minLength": 1, "maxLength": 500}},
+}
+_CONTACT_BODY = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {"name": {"type": "string"}, "phone": {"type": "string"},
+                   "email": {"type": "string"}, "secure_email": {"type": "string"}},
+}
+_KID_PARAMETER = _path("kid")
+_PERSON_PARAMETER = _path("person_id")
+
 _NOTE = {"200": {"description": "A C2SP tlog-checkpoint in a signed note",
                  "content": {"text/plain": {"schema": {"type": "string"}}}}}
 
@@ -353,7 +385,9 @@ def document() -> dict[str, Any]:
                 "Validated, policy-checked, audited exchange of DIP messages between police "
                 "custody, CJITs, prison CARAT teams, probation and courts. Every call except "
                 "health, readiness and this document needs a single-use bearer JWT signed "
-                "with the calling organisation's registered key (EdDSA or ES256)."
+                "with a key registered to one of an organisation's systems or people "
+                "(EdDSA or ES256). What a caller may do is what the gateway granted it; a "
+                "token's role claim can only narrow that."
             ),
         },
         "components": {
@@ -425,7 +459,8 @@ def document() -> dict[str, Any]:
                 "Organisations in the directory",
                 {"200": _json("Organisations")},
                 parameters=[{"name": "kind", "in": "query", "schema": {
-                    "enum": ["police", "cjit", "carat", "probation", "court"]}}],
+                    "enum": ["police", "cjit", "carat", "probation", "court", "oversight",
+                             "operator"]}}],
             )},
             "/v1/directory/residence": {"get": _operation(
                 "The CJIT serving an area of residence (H 4.7.4)",
@@ -435,21 +470,111 @@ def document() -> dict[str, Any]:
                              "schema": {"type": "string"}}],
             )},
             "/v1/directory/import": {"post": _operation(
-                "Preview or apply the CJIT SPOC list as CSV (IG lead)",
-                {"200": _json("Added, changed, unchanged, not in file")},
+                "Preview (apply false) or propose (apply true) the CJIT SPOC list as CSV "
+                "(operator); a second operator person applies a proposal",
+                {"200": _json("Preview: added, changed, unchanged, not in file"),
+                 "202": _json("Proposed, awaiting a second operator person's approval")},
                 errors=(403, 422),
                 body={"type": "object", "required": ["csv"],
                       "properties": {"csv": {"type": "string"}, "apply": {"type": "boolean"}}},
             )},
+            "/v1/directory/imports/{import_id}": {"get": _operation(
+                "A proposed or applied directory import (operator)",
+                {"200": _json("The import and its plan")},
+                errors=(403,),
+                parameters=[_path("import_id")],
+            )},
+            "/v1/directory/imports/{import_id}/approve": {"post": _operation(
+                "Apply an import another operator person proposed, as previewed",
+                {"200": _json("Applied")},
+                errors=(403, 409, 422),
+                parameters=[_path("import_id")],
+            )},
+            "/v1/directory/{code}/contact": {"put": _operation(
+                "Change an organisation's SPOC contact (its IG lead or administrator, or the "
+                "operator; audited)",
+                {"200": _json("The organisation as listed")},
+                errors=(403, 422),
+                parameters=[_CODE_PARAMETER],
+                body=_CONTACT_BODY,
+            )},
+            "/v1/directory/{code}/keys": {"post": _operation(
+                "Register a public key for the organisation's systems (audited)",
+                {"201": _json("The organisation's key ids")},
+                errors=(403, 409, 422),
+                parameters=[_CODE_PARAMETER],
+                body=_PUBLIC_JWK,
+            )},
+            "/v1/directory/{code}/keys/{kid}": {"delete": _operation(
+                "Remove a key of the organisation's systems (audited)",
+                {"200": _json("The organisation's key ids")},
+                errors=(403,),
+                parameters=[_CODE_PARAMETER, _KID_PARAMETER],
+            )},
+            "/v1/directory/{code}/people": {
+                "get": _operation(
+                    "An organisation's people and their roles (its administrator or IG lead, "
+                    "or the operator)",
+                    {"200": _json("People")},
+                    errors=(403,),
+                    parameters=[_CODE_PARAMETER],
+                ),
+                "post": _operation(
+                    "Add a person to an organisation (its administrator, or the operator)",
+                    {"201": _json("The person")},
+                    errors=(403, 409, 422),
+                    parameters=[_CODE_PARAMETER],
+                    body=_PERSON_BODY,
+                ),
+            },
+            "/v1/me": {"get": _operation(
+                "Who the gateway takes the caller for: organisation, person, roles",
+                {"200": _json("The caller")},
+            )},
+            "/v1/people/{person_id}": {"get": _operation(
+                "A person, their keys and grants (themselves, or who may see their "
+                "organisation's people)",
+                {"200": _json("The person")},
+                errors=(403,),
+                parameters=[_PERSON_PARAMETER],
+            )},
+            "/v1/people/{person_id}/keys": {"post": _operation(
+                "Register a public key a person signs with (audited)",
+                {"201": _json("The person")},
+                errors=(403, 409, 422),
+                parameters=[_PERSON_PARAMETER],
+                body=_PUBLIC_JWK,
+            )},
+            "/v1/people/{person_id}/keys/{kid}": {"delete": _operation(
+                "Withdraw a person's key: themselves or their administrator (audited)",
+                {"200": _json("The person")},
+                errors=(403,),
+                parameters=[_PERSON_PARAMETER, _KID_PARAMETER],
+            )},
+            "/v1/people/{person_id}/grants": {"post": _operation(
+                "Grant a person a role, saying why (audited); see gateway/access.py",
+                {"201": _json("The grant")},
+                errors=(403, 409),
+                parameters=[_PERSON_PARAMETER],
+                body=_GRANT_BODY,
+            )},
+            "/v1/grants/{grant_id}/revoke": {"post": _operation(
+                "Revoke a grant, saying why (audited)",
+                {"200": _json("The revoked grant")},
+                errors=(403,),
+                parameters=[_path("grant_id")],
+                body=_REASON,
+            )},
             "/v1/directory/{code}/delivery": {
                 "get": _operation(
-                    "An organisation's delivery channel (IG lead, or the organisation)",
+                    "An organisation's delivery channel (the organisation, or the operator)",
                     {"200": _json("channel, webhook_url, mesh_mailbox, email_notices")},
                     errors=(403,),
                     parameters=[_CODE_PARAMETER],
                 ),
                 "put": _operation(
-                    "Choose an organisation's delivery channel (IG lead; audited)",
+                    "Choose an organisation's delivery channel (its IG lead or administrator, "
+                    "or the operator; audited)",
                     {"200": _json("The channel now in force")},
                     errors=(403, 422),
                     parameters=[_CODE_PARAMETER],
@@ -492,10 +617,12 @@ def document() -> dict[str, Any]:
                 ),
             },
             "/v1/consents/{consent_id}/withdraw": {"post": _operation(
-                "Withdraw a consent; stops undelivered consent-based messages of the person",
+                "Withdraw a consent, saying why (the recording organisation or the CJIT "
+                "managing the person); stops undelivered consent-based messages",
                 {"200": _json("The withdrawn consent and the stopped shares")},
                 errors=(403,),
                 parameters=[_path("consent_id")],
+                body=_REASON,
             )},
             "/v1/policy": {"get": _operation(
                 "The active sharing policy: version and rules", {"200": _json("Policy")},
