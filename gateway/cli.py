@@ -533,10 +533,11 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve.set_defaults(handler=cmd_serve)
 
     token = sub.add_parser(
-        "token", help="print a signed single-use JWT for a demo organisation",
-        description="Print a single-use bearer token signed with a demo organisation's "
-        "development key. Refused when DIPGW_ENV=production.",
-        epilog='example: curl -H "Authorization: Bearer $(dipgw token --org CJIT-SFK)" '
+        "token", help="print a signed single-use JWT for a demo system or demo person",
+        description="Print a single-use bearer token signed with the development key of a "
+        "demo organisation's system (--org) or of a demo person (--person). The gateway, not "
+        "the token, decides what it may do. Refused when DIPGW_ENV=production.",
+        epilog='example: curl -H "Authorization: Bearer $(dipgw token --person cjit-sfk.spoc)" '
         "http://127.0.0.1:8080/v1/inbox",
     )
     _add_identity(token)
@@ -822,6 +823,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dipgw … | head`): stop quietly, as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PROBLEM
 
 
 def _problem_text(problem: GatewayProblem) -> str:
