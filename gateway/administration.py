@@ -135,24 +135,24 @@ class Administration:
         person = _person_from(org, body)
         for jwk in person.jwks:
             self._refuse_registered(jwk)
-        await self.directory.add_person(person, principal.actor, self.clock(), self.audit)
+        await self.directory.change(self.directory.repository.add_person(
+            person, principal.actor, self.clock(), self.audit))
         return person
 
     async def set_contact(self, principal: Principal, code: str, body: Any) -> Organisation:
         self.organisation(code)
         access.authorise(principal, Action.EDIT_CONTACT, code)
-        return await self.directory.set_contact(
-            code, _contact_from(body), principal.actor, self.clock(), self.audit
-        )
+        await self.directory.change(self.directory.repository.set_contact(
+            code, _contact_from(body), principal.actor, self.clock(), self.audit))
+        return self.organisation(code)
 
     async def add_person_key(self, principal: Principal, person_id: str, body: Any) -> Person:
         person = self.person(person_id)
         access.authorise(principal, Action.MANAGE_PEOPLE, person.org_code)
         jwk = public_key(body)
         self._refuse_registered(jwk)
-        await self.directory.add_person_key(
-            person.id, jwk, principal.actor, self.clock(), self.audit
-        )
+        await self.directory.change(self.directory.repository.add_person_key(
+            person.id, jwk, principal.actor, self.clock(), self.audit))
         return self.person(person_id)
 
     async def remove_person_key(self, principal: Principal, person_id: str, kid: str) -> Person:
@@ -161,13 +161,15 @@ class Administration:
         person = self.person(person_id)
         if principal.person is None or principal.person.id != person.id:
             access.authorise(principal, Action.MANAGE_PEOPLE, person.org_code)
-        await self.directory.remove_key(person.id, kid, principal.actor, self.clock(), self.audit)
+        await self.directory.change(self.directory.repository.remove_key(
+            person.id, kid, principal.actor, self.clock(), self.audit))
         return self.person(person_id)
 
     async def remove_system_key(self, principal: Principal, code: str, kid: str) -> Organisation:
         self.organisation(code)
         access.authorise(principal, Action.REGISTER_SYSTEM_KEY, code)
-        await self.directory.remove_key(code, kid, principal.actor, self.clock(), self.audit)
+        await self.directory.change(self.directory.repository.remove_key(
+            code, kid, principal.actor, self.clock(), self.audit))
         return self.organisation(code)
 
     async def add_system_key(self, principal: Principal, code: str, body: Any) -> Organisation:
@@ -175,7 +177,8 @@ class Administration:
         access.authorise(principal, Action.REGISTER_SYSTEM_KEY, code)
         jwk = public_key(body)
         self._refuse_registered(jwk)
-        await self.directory.add_system_key(code, jwk, principal.actor, self.clock(), self.audit)
+        await self.directory.change(self.directory.repository.add_system_key(
+            code, jwk, principal.actor, self.clock(), self.audit))
         return self.organisation(code)
 
     async def grant(self, principal: Principal, person_id: str, body: Any) -> Grant:
@@ -194,7 +197,7 @@ class Administration:
             id=str(uuid.uuid4()), person_id=person.id, role=role,
             granted_by=principal.actor, granted_at=self.clock(), reason=reason,
         )
-        await self.directory.add_grant(granted, self.audit)
+        await self.directory.change(self.directory.repository.add_grant(granted, self.audit))
         return granted
 
     async def revoke(self, principal: Principal, grant_id: str, body: Any) -> Grant:
@@ -206,9 +209,8 @@ class Administration:
         reason = reason_from(body, "revoke it")
         if not existing.active:
             return existing
-        return await self.directory.revoke_grant(
-            grant_id, principal.actor, reason, self.clock(), self.audit
-        )
+        return await self.directory.change(self.directory.repository.revoke_grant(
+            grant_id, principal.actor, reason, self.clock(), self.audit))
 
     async def preview_import(self, principal: Principal, csv_text: str) -> dict[str, Any]:
         access.authorise(principal, Action.IMPORT_DIRECTORY)
@@ -224,14 +226,14 @@ class Administration:
             plan=plan(self.directory.all(), parse_spoc_csv(csv_text)).as_dict(),
             proposed_by=principal.person.id, proposed_at=self.clock(),
         )
-        await self.directory.propose_import(proposal, self.audit)
+        await self.directory.repository.propose_import(proposal, self.audit)
         return proposal
 
     async def approve_import(self, principal: Principal, import_id: str) -> DirectoryImport:
         """Apply a proposed import on a second operator person's approval, provided the
         directory has not moved since: the approver approves exactly what they were shown."""
         access.authorise(principal, Action.IMPORT_DIRECTORY)
-        proposal = await self.directory.get_import(import_id)
+        proposal = await self.directory.repository.get_import(import_id)
         if proposal is None:
             raise NotFound(f"There is no directory import {import_id}.")
         access.check_second_person(principal, proposal.proposed_by, "a directory import")
@@ -244,9 +246,8 @@ class Administration:
                 "The directory changed since this import was proposed; preview and propose "
                 "it again."
             )
-        return await self.directory.apply_import(
-            import_id, changes.to_apply(), principal.person.id, self.clock(), self.audit
-        )
+        return await self.directory.change(self.directory.repository.apply_import(
+            import_id, changes.to_apply(), principal.person.id, self.clock(), self.audit))
 
     def _refuse_registered(self, jwk: Mapping[str, Any]) -> None:
         if self.directory.key(str(jwk["kid"])) is not None:
@@ -277,12 +278,12 @@ async def bootstrap_operator(
     person = _person_from(operator_org, body)
     if not person.jwks:
         raise InvalidMessage([Violation("/keys", "The first operator needs a public key.")])
-    await directory.add_person(person, BOOTSTRAP, at, audit)
-    await directory.add_grant(
+    await directory.repository.add_person(person, BOOTSTRAP, at, audit)
+    await directory.change(directory.repository.add_grant(
         Grant(str(uuid.uuid4()), person.id, Role.DIRECTORY_ADMIN, BOOTSTRAP, at,
               "first operator of this installation"),
         audit,
-    )
+    ))
     return person
 
 

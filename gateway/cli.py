@@ -586,7 +586,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "policy", help="check, test, compare and approve sharing policies",
         description="Work on sharing policies (YAML in policies/). validate, test and diff "
         "run offline on files; simulate, propose, approve and versions talk to a running "
-        "gateway as an IG lead (--role ig_lead).",
+        "gateway as a person holding ig_lead (--person cjit-sfk.ig-lead).",
     )
     policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     p_validate = policy_sub.add_parser(
@@ -675,8 +675,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "import", help="preview (default) or apply a SPOC list CSV",
         description="Compare a SPOC list CSV (columns code, organisation, kind, area, "
         "spoc_name, phone, email, secure_email, areas_served) with the directory and print "
-        "what would change; --apply makes the change (IG lead).",
-        epilog="example: dipgw directory import spoc-list.csv --org CJIT-SFK --subject ig.one")
+        "what would change; --apply proposes the change, which a second operator person "
+        "applies (`dipgw directory approve-import`). Operator only.",
+        epilog="example: dipgw directory import spoc-list.csv --apply "
+        "--person dipgw-ops.operator")
     d_import.add_argument("file")
     d_import.add_argument("--apply", action="store_true", help="apply, not just preview")
     _add_identity(d_import)
@@ -686,13 +688,14 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     d_channel = directory_sub.add_parser(
         "channel", help="show or choose how messages reach an organisation",
         description="Without --channel, show the organisation's delivery channel. With it, "
-        "choose one (IG lead; audited): pull (its systems read the inbox API), amqp (it "
+        "choose one (the organisation's IG lead or administrator, or the operator; "
+        "audited): pull (its systems read the inbox API), amqp (it "
         "consumes its own RabbitMQ queue), "
         "webhook (signed HTTPS POST to --webhook-url, retried until a 2xx) or mesh (NHS "
         "MESH mailbox --mesh-mailbox). Alert notices go by e-mail to the SPOC's secure "
         "address unless --no-email-notices.",
         epilog="example: dipgw directory channel CJIT-NFK --channel webhook "
-        "--webhook-url https://cjit.example/dip --org CJIT-NFK --subject ig.one")
+        "--webhook-url https://cjit.example/dip --person cjit-nfk.ig-lead")
     d_channel.add_argument("code", help="the organisation, e.g. CJIT-NFK")
     d_channel.add_argument("--channel", choices=["pull", "amqp", "webhook", "mesh"])
     d_channel.add_argument("--webhook-url", help="HTTPS endpoint (webhook channel)")

@@ -8,11 +8,11 @@ request); writes go through the repository and refresh the snapshot.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway import keys
 from gateway.audit import AuditLog
@@ -26,7 +26,9 @@ from gateway.model import (
     Person,
     Role,
 )
-from gateway.storage.base import DirectoryImport, DirectoryRepository
+from gateway.storage.base import DirectoryRepository
+
+T = TypeVar("T")
 
 DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
     Organisation(
@@ -204,77 +206,25 @@ class Directory:
     def grants_of(self, person_id: str) -> list[Grant]:
         return [g for g in self._grants.values() if g.person_id == person_id]
 
+    @property
+    def repository(self) -> DirectoryRepository:
+        """Where changes are written; make them through ``change`` so the view follows."""
+        return self._repository
+
+    async def change(self, write: Awaitable[T]) -> T:
+        """Run one write (one audited transaction in the repository), then refresh the
+        view, so the request that made a change, and every one after it, sees it."""
+        result = await write
+        await self.refresh()
+        return result
+
     async def save(self, organisations: list[Organisation], at: datetime) -> None:
-        await self._repository.upsert(organisations, at)
-        await self.refresh()
-
-    async def set_contact(
-        self, code: str, contact: Contact, actor: str, at: datetime, audit: AuditLog
-    ) -> Organisation:
-        await self._repository.set_contact(code, contact, actor, at, audit)
-        await self.refresh()
-        org = self.get(code)
-        assert org is not None  # set_contact raised NotFound otherwise
-        return org
-
-    async def add_person(self, person: Person, actor: str, at: datetime, audit: AuditLog) -> None:
-        await self._repository.add_person(person, actor, at, audit)
-        await self.refresh()
-
-    async def add_person_key(
-        self, person_id: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
-    ) -> None:
-        await self._repository.add_person_key(person_id, jwk, actor, at, audit)
-        await self.refresh()
-
-    async def add_system_key(
-        self, org_code: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
-    ) -> None:
-        await self._repository.add_system_key(org_code, jwk, actor, at, audit)
-        await self.refresh()
-
-    async def remove_key(
-        self, holder: str, kid: str, actor: str, at: datetime, audit: AuditLog
-    ) -> None:
-        await self._repository.remove_key(holder, kid, actor, at, audit)
-        await self.refresh()
-
-    async def add_grant(self, grant: Grant, audit: AuditLog) -> None:
-        await self._repository.add_grant(grant, audit)
-        await self.refresh()
-
-    async def revoke_grant(
-        self, grant_id: str, by: str, reason: str, at: datetime, audit: AuditLog
-    ) -> Grant:
-        revoked = await self._repository.revoke_grant(grant_id, by, reason, at, audit)
-        await self.refresh()
-        return revoked
-
-    async def propose_import(self, proposal: DirectoryImport, audit: AuditLog) -> None:
-        await self._repository.propose_import(proposal, audit)
-
-    async def get_import(self, import_id: str) -> DirectoryImport | None:
-        return await self._repository.get_import(import_id)
-
-    async def apply_import(
-        self,
-        import_id: str,
-        organisations: Sequence[Organisation],
-        approver: str,
-        at: datetime,
-        audit: AuditLog,
-    ) -> DirectoryImport:
-        applied = await self._repository.apply_import(
-            import_id, organisations, approver, at, audit
-        )
-        await self.refresh()
-        return applied
+        await self.change(self._repository.upsert(organisations, at))
 
     async def set_channel(
         self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
     ) -> Organisation:
-        await self._repository.set_channel(code, channel, actor, at, audit)
-        await self.refresh()
+        await self.change(self._repository.set_channel(code, channel, actor, at, audit))
         org = self.get(code)
         assert org is not None  # set_channel raised NotFound otherwise
         return org

@@ -69,7 +69,8 @@ async def import_spoc_list(request: web.Request) -> web.Response:
 async def get_import(request: web.Request) -> web.Response:
     principal = principal_of(request)
     access.authorise(principal, access.Action.IMPORT_DIRECTORY)
-    proposal = await request.app[SERVICES].directory.get_import(request.match_info["import_id"])
+    directory = request.app[SERVICES].directory
+    proposal = await directory.repository.get_import(request.match_info["import_id"])
     if proposal is None:
         raise NotFound(f"There is no directory import {request.match_info['import_id']}.")
     return web.json_response({"applied": proposal.approved_by is not None, **proposal.summary()})
