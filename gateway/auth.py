@@ -154,6 +154,12 @@ class TokenVerifier:
             held = self._directory.roles_of(holder.person.id)
             who = f"person {holder.person.id}"
         else:
+            # A system's sub is only a label in the audit log; it may not pass for a person's.
+            if self._directory.person(subject) is not None:
+                raise AuthenticationFailed(
+                    "A system's token cannot name a person as its sub; people sign with "
+                    "their own keys."
+                )
             held = frozenset({Role.SYSTEM})
             who = f"a system of {holder.org.code}"
         return Principal(

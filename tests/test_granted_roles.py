@@ -280,6 +280,17 @@ async def test_a_persons_key_cannot_act_as_the_system_nor_as_someone_else(
                              headers=person_bearer(settings, "cjit-nfk.spoc"))).status == 200
 
 
+async def test_a_system_cannot_pass_for_a_person_in_the_audit_log(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    """A system's sub labels its audit entries; naming a person there would let the system's
+    actions read as that person's."""
+    before = table_counts(settings)
+    response = await client.get("/v1/inbox", headers=claimed(settings, NORFOLK, "system",
+                                                             sub="cjit-nfk.spoc"))
+    await assert_refused(response, settings, before, status=401)
+
+
 async def test_me_says_who_the_gateway_takes_the_caller_for(
     client: TestClient[Any, Any], settings: Settings
 ) -> None:
