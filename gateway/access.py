@@ -167,6 +167,17 @@ def check_second_person(principal: Principal, first: str, what: str) -> None:
                            "approve it.")
 
 
+# Consent is recorded and read by the services that hold the care relationship (CONTRACT.md).
+CONSENT_KINDS = frozenset({OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION})
+
+
+def check_consent_handler(principal: Principal) -> None:
+    """Record, list or withdraw consent: a CJIT, CARAT or probation system or SPOC."""
+    authorise(principal, Action.HANDLE_CONSENT, principal.org.code)
+    if principal.org.kind not in CONSENT_KINDS:
+        raise AccessDenied("Only CJIT, CARAT and probation organisations record or read consent.")
+
+
 def check_consent_withdrawal(
     principal: Principal, recorded_by: str, managing_cjit: str | None
 ) -> None:

@@ -19,12 +19,12 @@ from gateway.consent import (
     name_dob_key,
     normal_pnc,
 )
-from gateway.errors import AccessDenied, InvalidMessage, MalformedRequest, NotFound, Violation
+from gateway.errors import InvalidMessage, MalformedRequest, NotFound, Violation
 from gateway.http.body import read_json
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.model import OrgKind, Principal
+from gateway.model import Principal
 from gateway.resolution import managing_cjit
 from gateway.validation import explain, schema_validator
 
@@ -37,18 +37,12 @@ _REQUEST_SCHEMA = schema_validator(
         .read_text(encoding="utf-8")
     )
 )
-# Consent is recorded and read by the services that hold the care relationship (CONTRACT.md).
-CONSENT_KINDS = frozenset({OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION})
 MAX_REASON_CHARS = 500
 
 
 def _consent_caller(request: web.Request) -> Principal:
     principal = principal_of(request)
-    access.authorise(principal, access.Action.HANDLE_CONSENT, principal.org.code)
-    if principal.org.kind not in CONSENT_KINDS:
-        raise AccessDenied(
-            "Only CJIT, CARAT and probation organisations record or read consent."
-        )
+    access.check_consent_handler(principal)
     return principal
 
 
