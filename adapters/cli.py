@@ -1,6 +1,10 @@
 """What every adapter command does around the pure mapping: read the file, check the
 columns, open the journal, send through ``adapters.bulk``, write the report.
 
+A column the adapter does not read is warned about once on stderr, before anything is
+sent, with the nearest known name, and each row that loses a cell to it says so in the
+report; with ``--strict`` / ``DIPGW_STRICT=1`` the file is refused (exit 2) instead.
+
 Errors reach the user as one sentence and an exit code, never a traceback:
 0 every row sent (or replayed); 1 some rows invalid, refused or to be sent again (see the
 report); 2 a problem with the file, the flags, the key or the journal; 3 the gateway could
@@ -25,7 +29,7 @@ import aiohttp
 import uvloop
 
 from adapters import bulk, config, report
-from adapters.columns import Column, pointer_columns
+from adapters.columns import Column, UnknownColumn, pointer_columns, unknown_columns, unread_cells
 from adapters.envelopes import ImportContext
 from adapters.errors import (
     AdapterError,
@@ -36,7 +40,7 @@ from adapters.errors import (
 )
 from adapters.journal import Journal
 from adapters.progress import Progress
-from adapters.records import Mapped, Result, Row
+from adapters.records import Mapped, Problem, Result, Row
 from adapters.sources import Format, Source, format_for, parse
 from gateway.client import Credentials, GatewayClient, GatewayProblem
 
@@ -106,6 +110,11 @@ def add_import_arguments(parser: argparse.ArgumentParser, adapter: Adapter) -> N
                         help=f"messages per request, 1-500 (default {defaults.batch_size})")
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency,
                         help=f"requests in flight (default {defaults.concurrency})")
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="refuse the file, sending nothing, if it has a column this adapter does not "
+             "read (DIPGW_STRICT=1); without it such a column is warned about and its "
+             "cells, which reach no message, are noted in the report")
     parser.set_defaults(adapter=adapter)
 
 
@@ -114,8 +123,14 @@ def run_import(args: argparse.Namespace) -> int:
     if not 1 <= args.batch_size <= 500 or args.concurrency < 1:
         raise ConfigError("--batch-size must be 1 to 500 and --concurrency at least 1")
     path = Path(args.file)
+    strict = config.strict(args.strict)
     data = _read(path)
-    source = _source(path, data, getattr(args, "format", None), adapter)
+    source, unknown = _source(path, data, getattr(args, "format", None), adapter, strict)
+    if unknown:
+        print(f"{adapter.label}: warning: {path.name} has columns this adapter does not "
+              "read; their cells will not be sent (the report notes each row that loses "
+              "one; --strict refuses such a file):\n"
+              + "\n".join(f"  {u}" for u in unknown), file=sys.stderr)
     target = config.resolve(url=args.url, org=args.org, key_file=args.key_file)
     credentials = target.credentials()
     report_path = Path(args.report) if args.report else path.with_name(f"{path.stem}.report.csv")
@@ -126,13 +141,16 @@ def run_import(args: argparse.Namespace) -> int:
         file_name=path.name, org=target.org,
         now=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    warnings: dict[int, tuple[Problem, ...]] = {}
     try:
         ctx = ImportContext(target.org, journal.sent_at, file_sha256)
         mapped = adapter.map(source.rows, ctx)
+        warnings = _warnings(source.rows, mapped, unknown)
         limits = bulk.Limits(batch_size=args.batch_size, concurrency=args.concurrency)
         summary = _run(_send(adapter, target, credentials, mapped, journal, limits))
     finally:
-        report.write(report_path, report.render(journal.outcomes().values(), adapter.reference))
+        report.write(report_path, report.render(
+            journal.outcomes().values(), adapter.reference, warnings))
         journal.close()
     counts = ", ".join(f"{summary.counts[r]:,} {r.value}" for r in Result)
     print(f"{adapter.label}: {counts}. Report: {report_path}", file=sys.stderr)
@@ -152,7 +170,12 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _source(path: Path, data: bytes, fmt: str | None, adapter: Adapter) -> Source:
+def _source(
+    path: Path, data: bytes, fmt: str | None, adapter: Adapter, strict: bool
+) -> tuple[Source, tuple[UnknownColumn, ...]]:
+    """The file's rows and the columns in it the adapter does not read; refused (nothing
+    is sent) for a problem with the file as a whole, or, when ``strict``, for any unknown
+    column."""
     chosen = Format(fmt) if fmt else format_for(path.name)
     if len(adapter.formats) == 1:
         chosen = adapter.formats[0]
@@ -169,9 +192,23 @@ def _source(path: Path, data: bytes, fmt: str | None, adapter: Adapter) -> Sourc
     missing = [c.name for c in adapter.columns if c.required and c.name not in source.columns]
     if missing and not problems:
         problems.append(f"  missing required columns: {', '.join(missing)} (see --help)")
+    unknown = unknown_columns(source.columns, adapter.columns)
+    if strict:
+        problems += [f"  unknown column {u} (--strict)" for u in unknown]
     if problems:
         raise InputError(f"{path} cannot be imported; nothing was sent:\n" + "\n".join(problems))
-    return source
+    return source, unknown
+
+
+def _warnings(
+    rows: Sequence[Row], mapped: Sequence[Mapped], unknown: Sequence[UnknownColumn]
+) -> dict[int, tuple[Problem, ...]]:
+    """Each row's warnings for the report: what the mapping noted, then lost cells."""
+    return {
+        row.number: found
+        for row, item in zip(rows, mapped, strict=True)
+        if (found := item.warnings + unread_cells(row, unknown))
+    }
 
 
 def _run(coroutine: Coroutine[Any, Any, bulk.Summary]) -> bulk.Summary:

@@ -17,15 +17,22 @@ Shared columns:
 - an appointment, ``<prefix>_at`` (time with UTC offset), ``_place``, ``_address``,
   ``_postcode``, ``_cjit`` (directory code of the CJIT running it);
 - a prison, ``prison_code`` (three letters, e.g. NWI) and ``establishment_name``.
+
+A column the adapter's table does not declare is never dropped unsaid: ``unknown_columns``
+names it with the nearest declared name (a misspelt ``court_contact_emial`` would otherwise
+lose every e-mail address in the file), and ``unread_cells`` notes each row whose cell in
+it holds something, for the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.fields import Fields
+from adapters.records import Problem, Row
 
 ROUTES = ("enforcement", "proactive_engagement")
 
@@ -53,6 +60,45 @@ def column_for(pointers: Mapping[str, str], pointer: str) -> str:
         if candidate in pointers:
             return pointers[candidate]
     return pointer or "*"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownColumn:
+    """A column of the file that the adapter's table does not declare, so nothing reads it."""
+
+    name: str
+    suggestion: str | None
+    """The nearest declared name, when one is near enough to be a likely misspelling."""
+
+    @property
+    def message(self) -> str:
+        hint = f" (did you mean {self.suggestion}?)" if self.suggestion else " (see --help)"
+        return f"is not a column this adapter reads{hint}"
+
+    def __str__(self) -> str:
+        return f"{self.name or repr(self.name)} {self.message}"
+
+
+def unknown_columns(
+    found: Iterable[str], columns: Sequence[Column]
+) -> tuple[UnknownColumn, ...]:
+    """The columns in ``found`` that ``columns`` does not declare, in the file's order.
+
+    Declared means named in the table, optional columns included: the table is exactly
+    what the mapping reads (a test holds every adapter to that), so any other column's
+    cells would reach no message.
+    """
+    known = [c.name for c in columns]
+    return tuple(
+        UnknownColumn(name, next(iter(difflib.get_close_matches(name, known, n=1)), None))
+        for name in found if name not in known
+    )
+
+
+def unread_cells(row: Row, unknown: Sequence[UnknownColumn]) -> tuple[Problem, ...]:
+    """A warning for each cell of ``row`` that holds something in an unknown column."""
+    return tuple(Problem(row.number, u.name, f"{u.message}; its value was not sent")
+                 for u in unknown if row.cells.get(u.name))
 
 
 def _prefixes(pointer: str) -> list[str]:

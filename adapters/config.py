@@ -3,6 +3,7 @@
 ``--url`` / ``DIPGW_URL`` (default ``http://127.0.0.1:8080``), ``--org`` / ``DIPGW_ORG``,
 ``--key-file`` / ``DIPGW_KEY_FILE`` (default: the development key the demo gateway writes,
 ``$DIPGW_DATA_DIR/dev-keys/<ORG>.jwk.json``) and ``DIPGW_AUDIENCE`` (``urn:dipgw``).
+How strictly to read the file: ``--strict`` / ``DIPGW_STRICT`` (default off).
 """
 
 from __future__ import annotations
@@ -55,3 +56,21 @@ def resolve(
         key_file=Path(key) if key else dev_key_path(Settings(data_dir=data_dir).dev_keys_dir, org),
         audience=env.get("DIPGW_AUDIENCE") or Settings.audience,
     )
+
+
+_ON = frozenset({"1", "yes", "true", "on"})
+_OFF = frozenset({"", "0", "no", "false", "off"})
+
+
+def strict(flag: bool, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a column the adapter does not read refuses the file (``--strict`` or
+    ``DIPGW_STRICT=1``) rather than being warned about. A value that is neither on nor
+    off is an error, not a guess: guessing off would send what strict meant to stop."""
+    if flag:
+        return True
+    env = os.environ if env is None else env
+    raw = env.get("DIPGW_STRICT", "").strip().lower()
+    if raw in _ON | _OFF:
+        return raw in _ON
+    raise ConfigError(f"DIPGW_STRICT={raw!r} is neither 1 (refuse a file with unknown "
+                      "columns) nor 0")

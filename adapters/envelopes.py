@@ -78,8 +78,9 @@ def map_rows(
             continue
         fields = Fields(row)
         document = read(fields, ctx)
+        warnings = tuple(fields.warnings)
         if fields.problems:
-            mapped.append(Mapped.invalid(row, reference, tuple(fields.problems)))
+            mapped.append(Mapped.invalid(row, reference, tuple(fields.problems), warnings))
         else:
-            mapped.append(Mapped(row.number, reference, document))
+            mapped.append(Mapped(row.number, reference, document, warnings=warnings))
     return mapped

@@ -11,6 +11,7 @@ problem of a row at once, named by its column.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any
@@ -39,11 +40,16 @@ def vocabulary_word(raw: str) -> str:
 
 
 class Fields:
-    """The cells of one row, read column by column; ``problems`` lists what was wrong."""
+    """The cells of one row, read column by column.
+
+    ``problems`` lists what was wrong (the row is not sent); ``warnings`` what was sent
+    other than as written (a repeat in a list that is a set), for the per-row report.
+    """
 
     def __init__(self, row: Row) -> None:
         self.row = row
         self.problems: list[Problem] = list(row.problems)
+        self.warnings: list[Problem] = []
 
     def problem(self, column: str, message: str) -> None:
         self.problems.append(Problem(self.row.number, column, message))
@@ -145,7 +151,12 @@ class Fields:
     def items(
         self, column: str, options: Collection[str] | None = None
     ) -> list[str] | None:
-        """A ``;``-separated list, each item once, checked against ``options`` if given."""
+        """A ``;``-separated list, every item kept in order, repeats included.
+
+        A repeat is data: ``Theft from a shop; Theft from a shop`` is two counts of one
+        offence, and the message must say two. Items are checked against ``options`` if
+        given. Only empty items (``a;;b``) are left out: they hold nothing.
+        """
         raw = self.text(column)
         if raw is None:
             return None
@@ -156,20 +167,42 @@ class Fields:
                 continue
             if options is not None and item not in options:
                 self.problem(column, f"{_shown(part)} is not one of: {', '.join(options)}")
-            elif item not in items:
+            else:
                 items.append(item)
         return items or None
 
+    def item_set(self, column: str, options: Collection[str]) -> list[str] | None:
+        """A ``;``-separated list that is by its nature a set, in the order given.
+
+        For lists where naming a thing twice says nothing more (the substances a person
+        uses, their immediate risks: the schemas say ``uniqueItems``, so a message holding
+        a repeat would be refused whole). The repeat is sent once and noted in
+        ``warnings``, which the per-row report shows, so it is never dropped unsaid.
+        """
+        return self._once(column, self.items(column, options))
+
     def codes(self, column: str) -> list[str] | None:
-        """Directory codes separated by ``;``, ``,`` or spaces, e.g. ``CJIT-SFK; PRB-EOE``."""
+        """Directory codes separated by ``;``, ``,`` or spaces, e.g. ``CJIT-SFK; PRB-EOE``.
+
+        A set: a message goes to each recipient once (the envelope's ``to`` is
+        ``uniqueItems``), so a repeated code is sent once and noted in ``warnings``.
+        """
         raw = self.text(column)
         if raw is None:
             return None
-        codes: list[str] = []
-        for code in _CODE_SEPARATOR.split(raw.upper()):
-            if code and code not in codes:
-                codes.append(code)
-        return codes or None
+        return self._once(column, [c for c in _CODE_SEPARATOR.split(raw.upper()) if c])
+
+    def _once(self, column: str, items: list[str] | None) -> list[str] | None:
+        if items is None:
+            return None
+        counts = Counter(items)
+        for item, times in counts.items():
+            if times > 1:
+                self.warnings.append(Problem(
+                    self.row.number, column,
+                    f"{_shown(item)} is named {times} times; sent once, as this list is a set",
+                ))
+        return list(counts) or None
 
 
 def _shown(raw: str) -> str:

@@ -38,16 +38,24 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Mapped:
-    """A row turned into an envelope, or the reasons it could not be."""
+    """A row turned into an envelope, or the reasons it could not be.
+
+    ``warnings`` say what of the row is not sent as written (a repeat in a list that is a
+    set, a cell in a column the adapter does not read); the report shows them either way.
+    """
 
     row: int
     reference: str
     envelope: Mapping[str, Any] | None
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
     @classmethod
-    def invalid(cls, row: Row, reference: str, problems: tuple[Problem, ...]) -> Mapped:
-        return cls(row.number, reference, None, problems)
+    def invalid(
+        cls, row: Row, reference: str, problems: tuple[Problem, ...],
+        warnings: tuple[Problem, ...] = (),
+    ) -> Mapped:
+        return cls(row.number, reference, None, problems, warnings)
 
 
 class Result(StrEnum):

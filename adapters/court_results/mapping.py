@@ -15,7 +15,8 @@ Columns (* required; the schema's conditional rules are checked by the gateway):
 - ``outcome`` * — remand_in_custody, bail, custodial_sentence, community_order,
   conditional_caution, discharge, fine, acquittal, adjournment (spaces allowed:
   "Remand in custody")
-- ``offences`` — offences dealt with, separated by ``;``
+- ``offences`` — offences dealt with, separated by ``;``, one item per count: two counts
+  of one offence are named twice and sent twice
 - ``prison_code``, ``establishment_name`` — the prison (remand and custodial sentence)
 - ``sentence_length`` — e.g. 18 months (custodial sentence)
 - ``restriction_on_bail`` — yes/no (bail); ``bail_conditions``
@@ -56,7 +57,8 @@ COLUMNS: tuple[Column, ...] = (
     *shared.SUBJECT,
     shared.ROUTE,
     Column("outcome", "the result: " + ", ".join(OUTCOMES), True, "/body/outcome"),
-    Column("offences", "offences dealt with, separated by ';'", pointer="/body/offences"),
+    Column("offences", "offences dealt with, separated by ';'; name an offence once per "
+                       "count", pointer="/body/offences"),
     *shared.ESTABLISHMENT,
     Column("sentence_length", "e.g. 18 months (custodial sentence)",
            pointer="/body/sentence_length"),

@@ -16,7 +16,8 @@ Columns (* required; ``RA1``/``RA2`` marks columns for one kind only):
 - ``pnc_id``, ``given_name`` *, ``family_name`` *, ``date_of_birth`` * — the person
 - ``custody_suite`` * RA1 — the suite's name
 - ``arrested_at`` * RA1 — time of arrest, with UTC offset
-- ``no_fixed_abode`` * RA1 — yes/no; otherwise ``address_lines`` (``;``-separated),
+- ``no_fixed_abode`` * RA1 — yes/no; otherwise ``address_lines`` (``;``-separated, sent
+  as written, a repeated line too),
   ``town`` and ``postcode``; ``phone``, ``email``, ``alternative_contact``
 - ``offence`` * RA1 — as recorded; ``trigger_category`` (e.g. theft, burglary)
 - ``testing_basis`` * RA1 — trigger_offence or inspector_authority; then

@@ -14,7 +14,9 @@ Columns of both lists (* required):
   ``prison_number`` (e.g. A1234BC)
 - ``pnc_id``, ``given_name`` *, ``family_name`` *, ``date_of_birth`` * — the person
 - ``route`` * — enforcement or proactive_engagement
-- ``substances`` — ``;``-separated, e.g. heroin; crack_cocaine
+- ``substances`` — ``;``-separated, e.g. heroin; crack_cocaine; a set, like
+  ``immediate_risks``: a repeat is sent once and noted in the report (the schema's
+  ``uniqueItems`` would refuse the message whole)
 - ``medication``, ``dose_mg``, ``frequency``, ``supervised_consumption`` (yes/no),
   ``last_dose_at``, ``prescriber``, ``dispensing_pharmacy`` — substitute prescribing;
   medication, dose and last dose go together
@@ -76,7 +78,8 @@ _COMMON: tuple[Column, ...] = (
            pointer="/body/prison_number"),
     *shared.SUBJECT,
     shared.ROUTE,
-    Column("substances", "';'-separated: " + ", ".join(SUBSTANCES), pointer="/body/substances"),
+    Column("substances", "';'-separated, each once: " + ", ".join(SUBSTANCES),
+           pointer="/body/substances"),
     Column("medication", "substitute prescribing: " + ", ".join(MEDICATIONS),
            pointer="/body/prescribing"),
     Column("dose_mg", "dose in mg, e.g. 60", pointer="/body/prescribing/dose_mg"),
@@ -88,7 +91,7 @@ _COMMON: tuple[Column, ...] = (
     Column("prescriber", "prescribing service", pointer="/body/prescribing/prescriber"),
     Column("dispensing_pharmacy", "name and town", pointer="/body/prescribing/dispensing_pharmacy"),
     Column("care_plan_summary", "current care plan", pointer="/body/care_plan_summary"),
-    Column("immediate_risks", "';'-separated: " + ", ".join(RISKS),
+    Column("immediate_risks", "';'-separated, each once: " + ", ".join(RISKS),
            pointer="/body/immediate_risks"),
     Column("risk_narrative", "risks in words", pointer="/body/risk_narrative"),
     Column("case_manager_name", "CJIT case manager (reception) or CARAT worker (release)",
@@ -167,10 +170,10 @@ def _referral(f: Fields, ctx: ImportContext, specific: dict[str, Any]) -> dict[s
         **specific,
         "establishment": shared.establishment(f, required=True),
         "prison_number": _upper(f.text("prison_number")),
-        "substances": f.items("substances", SUBSTANCES),
+        "substances": f.item_set("substances", SUBSTANCES),
         "prescribing": _prescribing(f),
         "care_plan_summary": f.text("care_plan_summary"),
-        "immediate_risks": f.items("immediate_risks", RISKS),
+        "immediate_risks": f.item_set("immediate_risks", RISKS),
         "risk_narrative": f.text("risk_narrative"),
         "case_manager": shared.contact(f, "case_manager", required=True),
         "consent": present({

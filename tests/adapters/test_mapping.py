@@ -81,7 +81,8 @@ def test_vocabulary_booleans_lengths_and_lists() -> None:
     assert (fields.boolean("b"), fields.boolean("n")) == (True, False)
     assert fields.duration("d") == {"value": 18, "unit": "months"}
     assert fields.duration("x") == {"value": 1, "unit": "years"}
-    assert fields.items("s", ("heroin", "crack_cocaine")) == ["heroin", "crack_cocaine"]
+    assert fields.items("s", ("heroin", "crack_cocaine")) == ["heroin", "crack_cocaine",
+                                                              "heroin"]
     assert fields.codes("t") == ["CJIT-SFK", "PRB-EOE"]
     assert fields.problems == []
 
@@ -105,8 +106,10 @@ def test_no_cell_reader_raises_and_every_problem_names_row_and_column(raw: str) 
     fields.duration("c")
     fields.number("c")
     fields.items("c", OUTCOMES)
+    fields.item_set("c", OUTCOMES)
     fields.codes("c")
-    assert all((p.row, p.column) == (7, "c") and p.message for p in fields.problems)
+    assert all((p.row, p.column) == (7, "c") and p.message
+               for p in fields.problems + fields.warnings)
 
 
 # ---------------------------------------------------------------- text to rows
