@@ -1,7 +1,7 @@
 """Secure e-mail notices to an organisation's Single Point of Contact (SPOC).
 
-When a CJIT's disengagement alert reaches the police or probation, their SPOC must act on
-it promptly (H 4.11.3: enforcement follows within 24 hours). Besides the live stream, the gateway e-mails a *notice* to the SPOC's secure e-mail address; a second
+When a CJIT's disengagement alert reaches the police or probation (H 4.11.3: the CJIT shares
+the disengagement with them), their SPOC should see it at once. Besides the live stream, the gateway e-mails a *notice* to the SPOC's secure e-mail address; a second
 kind of notice says the alert was escalated (not acknowledged in time).
 
 A notice carries **no personal data**: only a reference to fetch the message from the
