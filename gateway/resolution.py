@@ -1,10 +1,13 @@
-"""Working out the recipients when a message omits ``to``, and saying how. No I/O.
+"""Which organisations a message's body names as its recipients; working out the
+recipients when a message omits ``to``, and saying how. No I/O.
 
-Each rule reads what the message itself says (the handbook's named organisation, the
-prison, the probation provider) or, where the handbook links messages, who sent the
-message it answers, or which CJIT the gateway's own records show managing the person;
-the caller looks those up first (``Known``). When no rule finds a recipient, the sender
-must address the message: the gateway never guesses.
+Each rule (``namings``) reads what the message itself says (the handbook's named
+organisation, the prison, the probation provider) or, where the handbook links messages,
+who sent the message it answers; for a court outcome, ``resolve`` also uses which CJIT the
+gateway's own records show managing the person. The caller looks those up first
+(``Known``). When no rule finds a recipient, the sender must address the message: the
+gateway never guesses. ``gateway.consistency`` holds an addressed message to the same
+namings.
 """
 
 from __future__ import annotations
@@ -89,12 +92,63 @@ def resolve(
     organisations: Sequence[Organisation],
     known: Known,
 ) -> list[Resolved]:
-    rule = _RULES.get(message_type)
-    found = rule(body, {o.code: o for o in organisations}, known) if rule else []
+    """The recipients of a message that omits ``to``: the CJIT managing the person (court
+    outcomes only), then every organisation the body names that must receive it, as long
+    as the directory holds it with the kind the body means. Anything else is not guessed."""
+    orgs = {o.code: o for o in organisations}
+    found: list[Resolved] = []
+    if message_type == MessageType.COURT_OUTCOME.value:
+        managing = orgs.get(known.managing_cjit or "")
+        if managing is not None and managing.kind is OrgKind.CJIT:
+            found.append(Resolved(managing.code, _MANAGING_CJIT))
+    for naming in namings(message_type, body, orgs, known):
+        org = orgs.get(naming.code)
+        if naming.required and org is not None and org.kind is naming.kind:
+            found.append(Resolved(naming.code, naming.how))
     unique: dict[str, Resolved] = {}
     for item in found:
         unique.setdefault(item.code, item)
     return list(unique.values())
+
+
+_MANAGING_CJIT = (
+    "the CJIT managing the person, from the gateway's earlier messages about them (H 3.3, 4.1)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """An organisation a message's body names as one of its recipients.
+
+    ``pointer`` is where the body names it (RFC 6901); ``how`` says why it receives the
+    message, with the handbook paragraph. ``required``: it must be among the recipients.
+    ``sole``: no organisation of the same kind that the body does not name may be. A
+    literal code is returned as written, even if the directory lacks it or knows it as
+    another kind (the caller judges that); an organisation found through the gateway's
+    records (the sender of a message the body refers to) only when it is of ``kind``.
+    """
+
+    pointer: str
+    code: str
+    kind: OrgKind
+    how: str
+    required: bool = True
+    sole: bool = True
+
+
+def namings(
+    message_type: str,
+    body: Mapping[str, Any],
+    organisations: Mapping[str, Organisation],
+    known: Known,
+) -> list[Naming]:
+    """Every organisation ``body`` names as a recipient of a ``message_type`` message.
+
+    The one place that says which body field names whom: ``resolve`` addresses a message
+    from it, and ``gateway.consistency`` holds an addressed message to it.
+    """
+    rule = _NAMINGS.get(message_type)
+    return rule(body, organisations, known) if rule else []
 
 
 def _get(body: Mapping[str, Any], *path: str) -> Any:
@@ -104,73 +158,91 @@ def _get(body: Mapping[str, Any], *path: str) -> Any:
     return node
 
 
-def _named(orgs: Mapping[str, Organisation], code: Any, kind: OrgKind, how: str) -> list[Resolved]:
-    org = orgs.get(code) if isinstance(code, str) else None
-    return [Resolved(org.code, how)] if org is not None and org.kind is kind else []
+def _literal(
+    body: Mapping[str, Any], path: tuple[str, ...], kind: OrgKind, how: str,
+    *, required: bool = True, sole: bool = True,
+) -> list[Naming]:
+    code = _get(body, *path)
+    if not isinstance(code, str):
+        return []
+    return [Naming("/body/" + "/".join(path), code, kind, how, required, sole)]
 
 
-def _carat_of(orgs: Mapping[str, Organisation], establishment: Any, how: str) -> list[Resolved]:
-    prison = _get(establishment, "prison_code") if isinstance(establishment, Mapping) else None
-    return _named(orgs, f"CARAT-{prison}" if prison else None, OrgKind.CARAT, how)
+def _carat_of(body: Mapping[str, Any], how: str) -> list[Naming]:
+    prison = _get(body, "establishment", "prison_code")
+    if not isinstance(prison, str):
+        return []
+    return [Naming("/body/establishment/prison_code", f"CARAT-{prison}", OrgKind.CARAT, how)]
 
 
-def _ra1(body: Mapping[str, Any], orgs: Mapping[str, Organisation], _: Known) -> list[Resolved]:
-    return _named(orgs, _get(body, "initial_assessment", "organisation"), OrgKind.CJIT,
-                  "the CJIT named for the initial assessment (H 4.6.1 vii)")
+def _sender_of(
+    body: Mapping[str, Any], field: str, orgs: Mapping[str, Organisation], known: Known,
+    kind: OrgKind, how: str,
+) -> list[Naming]:
+    sender = orgs.get(known.senders.get(str(body.get(field, "")).lower(), ""))
+    if sender is None or sender.kind is not kind:
+        return []
+    return [Naming(f"/body/{field}", sender.code, kind, how)]
 
 
-def _ra2(body: Mapping[str, Any], orgs: Mapping[str, Organisation], _: Known) -> list[Resolved]:
-    return _named(orgs, _get(body, "new_appointment", "organisation"), OrgKind.CJIT,
-                  "the CJIT running the varied appointment (H 4.6.1)")
+def _ra1(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    # Police may copy the CJIT of the arresting area too (sole=False): H 4.6.1 vii, 4.7.4.
+    return _literal(body, ("initial_assessment", "organisation"), OrgKind.CJIT,
+                    "the CJIT named for the initial assessment (H 4.6.1 vii)", sole=False)
 
 
-def _dir(body: Mapping[str, Any], orgs: Mapping[str, Organisation], _: Known) -> list[Resolved]:
-    return _named(orgs, body.get("receiving_cjit"), OrgKind.CJIT,
-                  "the CJIT of the person's residence named on the DIR (IE4a, IPAE7a)")
+def _ra2(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    return _literal(body, ("new_appointment", "organisation"), OrgKind.CJIT,
+                    "the CJIT running the varied appointment (H 4.6.1)", sole=False)
+
+
+def _dir(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    return _literal(body, ("receiving_cjit",), OrgKind.CJIT,
+                    "the CJIT of the person's residence named on the DIR (IE4a, IPAE7a)")
 
 
 def _acceptance(
     body: Mapping[str, Any], orgs: Mapping[str, Organisation], known: Known
-) -> list[Resolved]:
-    sender = known.senders.get(str(body.get("dir_transfer_message_id", "")).lower())
-    return _named(orgs, sender, OrgKind.CJIT,
-                  "the CJIT that transferred the DIR being accepted (IE4b, IPAE7b)")
+) -> list[Naming]:
+    return _sender_of(body, "dir_transfer_message_id", orgs, known, OrgKind.CJIT,
+                      "the CJIT that transferred the DIR being accepted (IE4b, IPAE7b)")
 
 
-def _carat(body: Mapping[str, Any], orgs: Mapping[str, Organisation], _: Known) -> list[Resolved]:
+def _carat(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
     if body.get("direction") == "release":
-        return _named(orgs, _get(body, "community_appointment", "organisation"), OrgKind.CJIT,
-                      "the CJIT running the community appointment after release (H 2.5)")
-    return _carat_of(orgs, body.get("establishment"),
-                     "the CARAT team of the receiving prison (H 2.5, 4.1.3)")
+        return _literal(
+            body, ("community_appointment", "organisation"), OrgKind.CJIT,
+            "the CJIT running the community appointment after release (H 2.5)",
+        ) + _literal(
+            body, ("gate_pickup_by",), OrgKind.CJIT,
+            "the CJIT meeting the person at the prison gate (H 4.1.3 note)", required=False,
+        )
+    return _carat_of(body, "the CARAT team of the receiving prison (H 2.5, 4.1.3)")
 
 
-def _court(
-    body: Mapping[str, Any], orgs: Mapping[str, Organisation], known: Known
-) -> list[Resolved]:
-    outcome = body.get("outcome")
-    found = _named(orgs, known.managing_cjit, OrgKind.CJIT,
-                   "the CJIT managing the person, from the gateway's earlier messages about "
-                   "them (H 3.3, 4.1)")
-    if outcome in ("custodial_sentence", "remand_in_custody"):
-        found += _carat_of(orgs, body.get("establishment"),
-                           "the CARAT team of the prison the person goes to (H 2.5, 3.3)")
-    if outcome == "community_order" or body.get("probation_provider"):
-        found += _named(orgs, body.get("probation_provider"), OrgKind.PROBATION,
-                        "the probation provider supervising the order (H 2.6, Com 5a)")
+def _court(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    found: list[Naming] = []
+    if body.get("outcome") in ("custodial_sentence", "remand_in_custody"):
+        found += _carat_of(body, "the CARAT team of the prison the person goes to (H 2.5, 3.3)")
+    found += _literal(body, ("probation_provider",), OrgKind.PROBATION,
+                      "the probation provider supervising the order (H 2.6, Com 5a)")
     return found
 
 
 def _alert(
     body: Mapping[str, Any], orgs: Mapping[str, Organisation], known: Known
-) -> list[Resolved]:
-    sender = known.senders.get(str(body.get("related_message_id", "")).lower())
-    return _named(orgs, sender, OrgKind.POLICE,
-                  "the police force that issued the required assessment (H 4.1.2)")
+) -> list[Naming]:
+    return _sender_of(body, "related_message_id", orgs, known, OrgKind.POLICE,
+                      "the police force that issued the required assessment (H 4.1.2)")
 
 
-_RULES: Mapping[
-    str, Callable[[Mapping[str, Any], Mapping[str, Organisation], Known], list[Resolved]]
+def _outcome(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    return _literal(body, ("drr", "supervising_officer", "organisation"), OrgKind.PROBATION,
+                    "the probation provider supervising the person's DRR (H 2.6, 4.7.1)")
+
+
+_NAMINGS: Mapping[
+    str, Callable[[Mapping[str, Any], Mapping[str, Organisation], Known], list[Naming]]
 ] = {
     MessageType.RA1_NOTICE.value: _ra1,
     MessageType.RA2_VARIATION.value: _ra2,
@@ -179,4 +251,5 @@ _RULES: Mapping[
     MessageType.CARAT_REFERRAL.value: _carat,
     MessageType.COURT_OUTCOME.value: _court,
     MessageType.DISENGAGEMENT_ALERT.value: _alert,
+    MessageType.ASSESSMENT_OUTCOME.value: _outcome,
 }

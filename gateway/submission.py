@@ -1,9 +1,9 @@
 """Submitting a message: the one path every message takes into the gateway.
 
 authentication (done by the caller) → sender checks → schema validation → recipient
-resolution → consent look-up → a policy decision per recipient → redaction → one
-transaction storing the message, its status, the audit entry and the outbox rows.
-Transport picks it up from the outbox.
+resolution → does ``to`` agree with the body (``gateway.consistency``) → consent look-up
+→ a policy decision per recipient → redaction → one transaction storing the message, its
+status, the audit entry and the outbox rows. Transport picks it up from the outbox.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from gateway import access
 from gateway.audit import AuditLog
 from gateway.consent import SubjectKeys
+from gateway.consistency import contradictions
 from gateway.decision import combined
 from gateway.directory import Directory
 from gateway.errors import InvalidMessage, PolicyRefused, Violation
@@ -65,12 +66,17 @@ class SubmissionService:
             access.authorise(principal, access.Action.DECIDE, principal.org.code)
         envelope = Envelope.from_document(self._schemas.check(document))
         sender = principal.org
+        organisations = self._directory.all()
+        known = await self._known(envelope, organisations)
         resolved_by: dict[str, str] = {}
         if not envelope.recipients:
-            envelope, resolved_by = await self._resolve(envelope)
+            envelope, resolved_by = self._resolve(envelope, organisations, known)
         recipients = resolve_recipients(envelope, self._directory)
         access.check_recipients(sender, envelope.type, recipients)
         access.check_body_rules(sender, envelope.type, envelope.document.get("body"))
+        contradicted = contradictions(envelope, organisations, known)
+        if contradicted:
+            raise InvalidMessage(contradicted)
         consents = await self._policy.consent_states(envelope, recipients)
         decisions = tuple(
             (r, self._policy.decide(envelope, sender, r, consents[r.code])) for r in recipients
@@ -79,16 +85,23 @@ class SubmissionService:
             envelope=envelope, sender=sender, decisions=decisions, resolved_by=resolved_by
         )
 
-    async def _resolve(self, envelope: Envelope) -> tuple[Envelope, dict[str, str]]:
-        """Address a message that names no recipient, recording how each was found."""
-        body = envelope.document["body"]
-        organisations = self._directory.all()
-        known = Known(
-            senders=await self._messages.senders_of(related_ids(envelope.type.value, body)),
+    async def _known(self, envelope: Envelope, organisations: list[Organisation]) -> Known:
+        """What the gateway's records say that resolving or checking the recipients needs:
+        the senders of the messages the body refers to, and (only to address a court
+        outcome that omits ``to``) the CJIT managing the person."""
+        related = related_ids(envelope.type.value, envelope.document["body"])
+        return Known(
+            senders=await self._messages.senders_of(related) if related else {},
             managing_cjit=await self._managing_cjit(envelope, organisations)
-            if envelope.type is MessageType.COURT_OUTCOME else None,
+            if envelope.type is MessageType.COURT_OUTCOME and not envelope.recipients
+            else None,
         )
-        found = resolve(envelope.type.value, body, organisations, known)
+
+    def _resolve(
+        self, envelope: Envelope, organisations: list[Organisation], known: Known
+    ) -> tuple[Envelope, dict[str, str]]:
+        """Address a message that names no recipient, recording how each was found."""
+        found = resolve(envelope.type.value, envelope.document["body"], organisations, known)
         if not found:
             raise InvalidMessage([Violation(
                 "/to",

@@ -1,0 +1,287 @@
+"""A message goes only to the agencies its own body names (gateway.consistency)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.client import GatewayProblem
+from gateway.config import Settings
+from gateway.consistency import contradictions
+from gateway.directory import DEMO_ORGANISATIONS
+from gateway.model import Contact, Envelope, MessageType, Organisation, OrgKind
+from gateway.resolution import Known, resolve
+from tests.conftest import (
+    EXAMPLES,
+    AgencyFactory,
+    bearer,
+    example_files,
+    load,
+    table_counts,
+)
+from tests.test_messages_end_to_end import wait_for_inbox
+
+# The demo directory and a second probation provider, so that "the wrong one" exists.
+PRB_LDN = Organisation("PRB-LDN", OrgKind.PROBATION, "Probation Service — London", "London",
+                       Contact("DRR duty officer", "020 7000 0402"))
+ORGANISATIONS = (*DEMO_ORGANISATIONS, PRB_LDN)
+AGENCY_CODES = sorted(o.code for o in ORGANISATIONS if o.kind.value in
+                      ("police", "cjit", "carat", "probation", "court"))
+
+RA1_AWAY = "ra1_notice/valid-out-of-area-cambridgeshire-weekend.json"
+RA2_MOVED = "ra2_variation/valid-rearrested-moved-into-custody-suite.json"
+DIR = "dir_transfer/valid-enforcement-suffolk-to-norfolk.json"
+ACCEPTED = "dir_acceptance/valid-accepted-norfolk.json"
+DECLINED = "dir_acceptance/valid-declined-not-resident.json"
+INTO = "carat_referral/valid-remand-hmp-norwich-methadone.json"
+RELEASE = "carat_referral/valid-release-end-of-sentence-no-pickup.json"
+GATE = "carat_referral/valid-release-on-licence-gate-pickup.json"
+CUSTODIAL = "court_outcome/valid-custodial-sentence-crown-court.json"
+COMMUNITY = "court_outcome/valid-community-order-with-drr.json"
+ADJOURNED = "court_outcome/valid-adjournment-for-reports.json"
+ALERT = "disengagement_alert/valid-statutory-failed-to-attend-initial.json"
+DRR = "assessment_outcome/valid-drr-written-consent-suffolk.json"
+NOT_ON_DRR = ("assessment_outcome/"
+              "refused-not-on-drr-enforcement-failed-to-engage-cambridgeshire.json")
+
+
+def document(example: str, to: list[str] | None = None, **body: Any) -> dict[str, Any]:
+    """An example, addressed to ``to``, with body fields replaced (None deletes one)."""
+    found = copy.deepcopy(load(EXAMPLES / example))
+    if to is not None:
+        found["to"] = to
+    for name, value in body.items():
+        if value is None:
+            found["body"].pop(name, None)
+        else:
+            found["body"][name] = value
+    return found
+
+
+def related(example: str, sender: str) -> dict[str, str]:
+    """The gateway's records: the message the example's body refers to came from sender."""
+    body = load(EXAMPLES / example)["body"]
+    ref = body.get("dir_transfer_message_id") or body["related_message_id"]
+    return {ref.lower(): sender}
+
+
+def judged(doc: Mapping[str, Any], senders: Mapping[str, str] | None = None) -> list[str]:
+    found = contradictions(Envelope.from_document(doc), ORGANISATIONS, Known(senders or {}))
+    return sorted(v.pointer for v in found)
+
+
+# One row per type and per contradiction, and per consistent case:
+# (document, what the gateway's records know, the pointers refused).
+TABLE: list[tuple[str, dict[str, Any], dict[str, str], list[str]]] = [
+    # RA1 / RA2: the named CJIT must be told; the arresting area's CJIT may be copied.
+    ("ra1 named and local CJIT", document(RA1_AWAY), {}, []),
+    ("ra1 without the named CJIT", document(RA1_AWAY, ["CJIT-NFK"]), {},
+     ["/body/initial_assessment/organisation"]),
+    ("ra2 named and another CJIT", document(RA2_MOVED), {}, []),
+    ("ra2 without the named CJIT", document(RA2_MOVED, ["CJIT-CAM"]), {},
+     ["/body/new_appointment/organisation"]),
+    # DIR transfer: the CJIT of residence, and no other CJIT (IE4a, IPAE7a).
+    ("dir to its CJIT of residence", document(DIR), {}, []),
+    ("dir to another CJIT", document(DIR, ["CJIT-CAM"]), {}, ["/body/receiving_cjit", "/to/0"]),
+    ("dir to its CJIT and another", document(DIR, ["CJIT-NFK", "CJIT-CAM"]), {}, ["/to/1"]),
+    ("dir naming a CJIT not in the directory",
+     document(DIR, ["CJIT-NFK"], receiving_cjit="CJIT-ZZZ"), {},
+     ["/body/receiving_cjit", "/to/0"]),
+    ("dir naming a probation provider as its CJIT",
+     document(DIR, ["CJIT-NFK"], receiving_cjit="PRB-EOE"), {},
+     ["/body/receiving_cjit", "/to/0"]),
+    # DIR acceptance: back to the CJIT that sent the transfer (IE4b, IPAE7b).
+    ("acceptance to the transferring CJIT", document(ACCEPTED), related(ACCEPTED, "CJIT-SFK"),
+     []),
+    ("acceptance to another CJIT", document(ACCEPTED), related(ACCEPTED, "CJIT-CAM"),
+     ["/body/dir_transfer_message_id", "/to/0"]),
+    ("acceptance of a transfer the gateway never carried", document(ACCEPTED), {}, []),
+    ("decline also sent to the suggested CJIT", document(DECLINED, ["CJIT-NFK", "CJIT-CAM"]),
+     related(DECLINED, "CJIT-NFK"), ["/to/1"]),
+    # CARAT referral into custody: the prison's own CARAT team only (H 2.5).
+    ("into custody to the prison's team", document(INTO), {}, []),
+    ("into custody to another prison's team", document(INTO, ["CARAT-HPI"]), {},
+     ["/body/establishment/prison_code", "/to/0"]),
+    ("into custody to both teams", document(INTO, ["CARAT-NWI", "CARAT-HPI"]), {}, ["/to/1"]),
+    ("into custody at a prison with no team in the directory",
+     document(INTO, ["CARAT-NWI"], establishment={"name": "HMP Nowhere", "prison_code": "ZZZ"}),
+     {}, ["/body/establishment/prison_code", "/to/0"]),
+    # CARAT referral on release: the community appointment's CJIT; the gate pick-up CJIT
+    # may be told too (H 2.5, 4.1.3 note).
+    ("release to the appointment's CJIT", document(RELEASE), {}, []),
+    ("release to another CJIT", document(RELEASE, ["CJIT-SFK"]), {},
+     ["/body/community_appointment/organisation", "/to/0"]),
+    ("release to the appointment's and the pick-up CJIT",
+     document(GATE, ["CJIT-SFK", "CJIT-CAM"], gate_pickup_by="CJIT-CAM"), {}, []),
+    ("release without the pick-up CJIT", document(GATE, ["CJIT-SFK"], gate_pickup_by="CJIT-CAM"),
+     {}, []),
+    ("release to the pick-up CJIT only",
+     document(GATE, ["CJIT-CAM"], gate_pickup_by="CJIT-CAM"), {},
+     ["/body/community_appointment/organisation"]),
+    ("release to a CJIT named nowhere",
+     document(GATE, ["CJIT-SFK", "CJIT-NFK"], gate_pickup_by="CJIT-CAM"), {}, ["/to/1"]),
+    # Court outcome: any CJIT; the prison's CARAT team; the named probation provider only.
+    ("custodial to CJIT, CARAT team and named probation", document(CUSTODIAL), {}, []),
+    ("custodial to another probation provider",
+     document(CUSTODIAL, ["CJIT-NFK", "CARAT-NWI", "PRB-LDN"]), {},
+     ["/body/probation_provider", "/to/2"]),
+    ("custodial to both probation providers",
+     document(CUSTODIAL, ["CJIT-NFK", "CARAT-NWI", "PRB-EOE", "PRB-LDN"]), {}, ["/to/3"]),
+    ("custodial without the prison's CARAT team", document(CUSTODIAL, ["CJIT-NFK", "PRB-EOE"]),
+     {}, ["/body/establishment/prison_code"]),
+    ("custodial to another prison's CARAT team",
+     document(CUSTODIAL, ["CJIT-NFK", "CARAT-HPI", "PRB-EOE"]), {},
+     ["/body/establishment/prison_code", "/to/1"]),
+    ("community order to CJIT and named probation", document(COMMUNITY), {}, []),
+    ("community order without its probation provider", document(COMMUNITY, ["CJIT-SFK"]), {},
+     ["/body/probation_provider"]),
+    ("adjournment names no one", document(ADJOURNED, ["CJIT-NFK", "CJIT-CAM", "PRB-LDN"]), {},
+     []),
+    # Disengagement alert: the police force that issued the RA it follows (H 4.1.2).
+    ("alert to the force of the RA", document(ALERT), related(ALERT, "POL-SFK-IPS"), []),
+    ("alert to another force", document(ALERT, ["POL-NFK-NOR"]), related(ALERT, "POL-SFK-IPS"),
+     ["/body/related_message_id", "/to/0"]),
+    ("alert to the force and probation", document(ALERT, ["POL-SFK-IPS", "PRB-EOE"]),
+     related(ALERT, "POL-SFK-IPS"), []),
+    ("alert about an RA the gateway never carried", document(ALERT, ["POL-NFK-NOR"]), {}, []),
+    ("alert following a DIR transfer", document(ALERT, ["POL-NFK-NOR"]),
+     related(ALERT, "CJIT-SFK"), []),
+    # Assessment outcome: the probation provider supervising the DRR (H 4.7.1).
+    ("drr outcome to the supervising provider", document(DRR), {}, []),
+    ("drr outcome to another provider", document(DRR, ["PRB-LDN"]), {},
+     ["/body/drr/supervising_officer/organisation", "/to/0"]),
+    ("outcome for a person on no DRR", document(NOT_ON_DRR, ["PRB-LDN"]), {}, []),
+]
+
+
+@pytest.mark.parametrize(("doc", "senders", "expected"), [row[1:] for row in TABLE],
+                         ids=[row[0] for row in TABLE])
+def test_to_must_agree_with_the_body(
+    doc: dict[str, Any], senders: dict[str, str], expected: list[str]
+) -> None:
+    found = contradictions(Envelope.from_document(doc), ORGANISATIONS, Known(senders))
+    assert sorted(v.pointer for v in found) == expected
+    for violation in found:
+        # A message a person can act on: the organisation at fault, and the handbook.
+        assert re.search(r"\b[A-Z]+-[A-Z0-9]+\b", violation.message), violation.message
+        assert re.search(r"\((H \d|IE\d|IPAE\d)", violation.message), violation.message
+
+
+def test_the_table_covers_every_type() -> None:
+    covered = {row[1]["type"] for row in TABLE}
+    assert covered == set(MessageType)
+
+
+# For the property: what each body names, written out here rather than read from the
+# code under test. required: must be in 'to'; sole: for these kinds, only these codes.
+SPECS: list[tuple[str, dict[str, str], set[str], dict[OrgKind, set[str]]]] = [
+    (RA1_AWAY, {}, {"CJIT-CAM"}, {}),
+    (DIR, {}, {"CJIT-NFK"}, {OrgKind.CJIT: {"CJIT-NFK"}}),
+    (ACCEPTED, related(ACCEPTED, "CJIT-CAM"), {"CJIT-CAM"}, {OrgKind.CJIT: {"CJIT-CAM"}}),
+    (INTO, {}, {"CARAT-NWI"}, {OrgKind.CARAT: {"CARAT-NWI"}}),
+    (GATE, {}, {"CJIT-SFK"}, {OrgKind.CJIT: {"CJIT-SFK"}}),
+    (CUSTODIAL, {}, {"CARAT-NWI", "PRB-EOE"},
+     {OrgKind.CARAT: {"CARAT-NWI"}, OrgKind.PROBATION: {"PRB-EOE"}}),
+    (ALERT, related(ALERT, "POL-NFK-NOR"), {"POL-NFK-NOR"}, {OrgKind.POLICE: {"POL-NFK-NOR"}}),
+    (DRR, {}, {"PRB-EOE"}, {OrgKind.PROBATION: {"PRB-EOE"}}),
+]
+KIND = {o.code: o.kind for o in ORGANISATIONS}
+
+
+@given(st.sampled_from(SPECS),
+       st.lists(st.sampled_from(AGENCY_CODES), min_size=1, max_size=6, unique=True))
+def test_refused_exactly_when_to_lacks_the_named_or_holds_another_of_its_kind(
+    spec: tuple[str, dict[str, str], set[str], dict[OrgKind, set[str]]], to: list[str]
+) -> None:
+    example, senders, required, sole = spec
+    pointers = judged(document(example, to), senders)
+    unnamed = {f"/to/{i}" for i, code in enumerate(to)
+               if KIND[code] in sole and code not in sole[KIND[code]]}
+    assert bool(pointers) == bool(required - set(to) or unnamed)
+    assert {p for p in pointers if p.startswith("/to/")} == unnamed
+
+
+@pytest.mark.parametrize("path", example_files("valid*.json"), ids=lambda p: p.name)
+def test_every_valid_example_agrees_with_itself(path: Path) -> None:
+    assert judged(load(path)) == []
+
+
+@pytest.mark.parametrize("path", example_files("valid*.json"), ids=lambda p: p.name)
+def test_resolution_never_contradicts_the_body(path: Path) -> None:
+    """Addressed by the gateway, a message is addressed as its body says."""
+    doc = load(path)
+    senders = {ref.lower(): "POL-SFK-IPS" if doc["type"] == "disengagement_alert" else "CJIT-SFK"
+               for ref in (doc["body"].get("related_message_id"),
+                           doc["body"].get("dir_transfer_message_id")) if ref}
+    known = Known(senders, managing_cjit="CJIT-CAM")
+    found = resolve(doc["type"], doc["body"], ORGANISATIONS, known)
+    if found:
+        envelope = Envelope.from_document(doc).with_recipients(tuple(r.code for r in found))
+        assert contradictions(envelope, ORGANISATIONS, known) == []
+
+
+# --- over HTTP: the two reported attacks, refused before anything is stored or delivered.
+
+
+async def assert_refused_untouched(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory,
+    doc: dict[str, Any], expected: list[str],
+) -> None:
+    before = table_counts(settings)
+    for path in ("/v1/messages", "/v1/policy/decide"):
+        response = await client.post(path, json=doc, headers=bearer(settings, doc["from"]))
+        assert response.status == 422, await response.text()
+        problem = await response.json()
+        assert sorted(e["pointer"] for e in problem["errors"]) == expected
+    batch = await client.post("/v1/messages/batch", json={"messages": [doc]},
+                              headers=bearer(settings, doc["from"]))
+    assert [r["status"] for r in (await batch.json())["results"]] == [422]
+    assert table_counts(settings) == before
+    for code in ("CJIT-SFK", "CJIT-NFK", "CJIT-CAM", "CARAT-NWI", "CARAT-HPI"):
+        assert await agency(code).inbox(500) == []
+
+
+async def test_dir_transfer_to_the_wrong_cjit_is_refused_and_never_delivered(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory
+) -> None:
+    doc = document(DIR, ["CJIT-CAM"])
+    assert doc["body"]["receiving_cjit"] == "CJIT-NFK"
+    await assert_refused_untouched(client, settings, agency, doc,
+                                   ["/body/receiving_cjit", "/to/0"])
+
+
+async def test_carat_referral_to_another_prisons_team_is_refused_and_never_delivered(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory
+) -> None:
+    doc = document(INTO, ["CARAT-HPI"])
+    assert doc["body"]["establishment"]["prison_code"] == "NWI"
+    await assert_refused_untouched(client, settings, agency, doc,
+                                   ["/body/establishment/prison_code", "/to/0"])
+
+
+async def test_alert_to_a_force_other_than_the_one_whose_ra_it_follows_is_refused(
+    agency: AgencyFactory,
+) -> None:
+    ra1 = load(EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json")
+    await agency(ra1["from"]).send(ra1)
+    alert = document(ALERT, ["POL-NFK-NOR"], related_message_id=ra1["message_id"])
+    alert.update({"message_id": str(uuid.uuid4()), "from": "CJIT-NFK"})
+
+    with pytest.raises(GatewayProblem) as refused:
+        await agency("CJIT-NFK").send(alert)
+
+    assert refused.value.status == 422
+    assert sorted(v["pointer"] for v in refused.value.violations) == [
+        "/body/related_message_id", "/to/0"]
+    alert["to"] = [ra1["from"]]
+    assert (await agency("CJIT-NFK").send(alert)).status == 202
+    assert await wait_for_inbox(agency(ra1["from"]), alert["message_id"])
