@@ -1,4 +1,5 @@
-"""A message goes only to the agencies its own body names (gateway.consistency)."""
+"""A message goes only to the agencies its own body names (gateway.consistency), and on the
+proactive route nothing is statutory (the envelope schema)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from gateway.consistency import contradictions
 from gateway.directory import DEMO_ORGANISATIONS
 from gateway.model import Contact, Envelope, MessageType, Organisation, OrgKind
 from gateway.resolution import Known, resolve
+from gateway.validation import SchemaSet
 from tests.conftest import (
     EXAMPLES,
+    ROOT,
     AgencyFactory,
     bearer,
     example_files,
@@ -285,3 +288,34 @@ async def test_alert_to_a_force_other_than_the_one_whose_ra_it_follows_is_refuse
     alert["to"] = [ra1["from"]]
     assert (await agency("CJIT-NFK").send(alert)).status == 202
     assert await wait_for_inbox(agency(ra1["from"]), alert["message_id"])
+
+
+# --- on the proactive route nothing is statutory (H 4.8, 4.10.2).
+
+SCHEMAS = SchemaSet.load(ROOT / "schemas")
+
+
+@given(st.sampled_from(example_files("valid*.json")),
+       st.sampled_from(["enforcement", "proactive_engagement"]), st.booleans())
+def test_a_proactive_alert_may_not_be_statutory(path: Path, route: str, statutory: bool) -> None:
+    """Any valid example on either route stays valid, except a proactive alert that says
+    it is statutory, refused at /body/statutory."""
+    doc = load(path)
+    doc["route"] = route
+    if doc["type"] == "disengagement_alert":
+        doc["body"]["statutory"] = statutory
+    wrong = doc["type"] == "disengagement_alert" and route == "proactive_engagement" and statutory
+    assert [v.pointer for v in SCHEMAS.violations(doc)] == (["/body/statutory"] if wrong else [])
+
+
+async def test_proactive_statutory_alert_is_refused_over_http(
+    client: TestClient[Any, Any], settings: Settings
+) -> None:
+    doc = load(EXAMPLES / "disengagement_alert" /
+               "valid-proactive-disengaged-no-clinical-detail.json")
+    doc["body"]["statutory"] = True
+    before = table_counts(settings)
+    response = await client.post("/v1/messages", json=doc, headers=bearer(settings, doc["from"]))
+    assert response.status == 422
+    assert [e["pointer"] for e in (await response.json())["errors"]] == ["/body/statutory"]
+    assert table_counts(settings) == before
