@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     MESSAGE_ACKNOWLEDGED = "message.acknowledged"
     MESSAGE_DEAD_LETTERED = "message.dead_lettered"
     MESSAGE_EXPIRED = "message.expired"
+    MESSAGE_WITHDRAWN = "message.withdrawn"
     CONSULTED = "consulted"
     CONSENT_RECORDED = "consent.recorded"
     CONSENT_WITHDRAWN = "consent.withdrawn"

@@ -11,12 +11,24 @@ Limits: two people with the same name and date of birth are indistinguishable wi
 PNC ID, and a changed or misspelt name does not match. The register errs towards *not*
 matching, which can only deny a share, never permit one.
 
-The state for one recipient is taken from the most recent matching record that covers
-that recipient's kind: withdrawn, expired (outside its period), or given (verbal or
-written). A record that denies the recipient's kind counts as withdrawn. With no
-matching record, the sender's declaration in the message body (``consent.obtained``,
-``consent.written``) stands in, as the form the worker completed; the register, when it
-has a record, always wins over a declaration.
+Scope. A record covers a share when it names the recipient, by kind (``actor_roles``) or
+by organisation code (``actor_organisations``), and the purpose the share serves
+(``gateway.policy.facts.PURPOSES``): consent is given for purposes the person was told
+about (H 4.2, 4.7.1), so a permit covers only the purposes it lists, and a permit that
+lists none covers none (fail closed). A deny that lists no purposes refuses every purpose.
+
+The state for one share (recipient and purpose):
+
+* no record about the person at all: the sender's declaration in the message body
+  (``consent.obtained``, ``consent.written``) stands in, as the form the worker completed;
+* records about the person, none covering this share: ``none``. A record that does not
+  cover the recipient or the purpose is not consent to it, and the declaration no longer
+  counts: once the register knows the person, the register decides;
+* otherwise the most recent covering record *in force* (not withdrawn, inside its
+  period) decides: a permit gives ``verbal`` or ``written`` and is the record the share
+  relies on; a deny gives ``withdrawn``. With none in force, the most recent covering
+  record says why: ``withdrawn``, ``expired``, or ``none`` (not started yet). A withdrawn
+  record therefore never permits, and another record still in force is not hidden by it.
 """
 
 from __future__ import annotations
@@ -31,12 +43,33 @@ from functools import lru_cache
 from typing import Any
 
 from gateway.model import isoformat
+from gateway.policy.facts import Purpose
 from gateway.policy.rules import ConsentState
 
 
 class ConsentForm(StrEnum):
     WRITTEN = "written"
     VERBAL = "verbal"
+
+
+# Purpose codes the consent API accepted before the vocabulary of
+# ``gateway.policy.facts.Purpose``; a record is kept and matched under the new code.
+PURPOSE_SYNONYMS: Mapping[str, Purpose] = {
+    "continuity_of_care": Purpose.CARE_COORDINATION,
+    "case_transfer": Purpose.CARE_COORDINATION,
+    "throughcare": Purpose.CARE_COORDINATION,
+    "drr_supervision": Purpose.COMPLIANCE_REPORTING,
+}
+
+
+def purposes_of(codes: Iterable[str]) -> tuple[str, ...]:
+    """The vocabulary codes for what a request or a stored record lists, in order, once."""
+    found: list[str] = []
+    for code in codes:
+        value = PURPOSE_SYNONYMS[code].value if code in PURPOSE_SYNONYMS else code
+        if value not in found:
+            found.append(value)
+    return tuple(found)
 
 
 class ConsentStatus(StrEnum):
@@ -108,6 +141,7 @@ class ConsentRecord:
     withdrawn_at: datetime | None = None
     withdrawn_by: str | None = None
     withdrawal_reason: str | None = None
+    actor_organisations: frozenset[str] = frozenset()
 
     @property
     def recorded_by(self) -> str:
@@ -122,18 +156,36 @@ class ConsentRecord:
     def matches(self, keys: SubjectKeys) -> bool:
         return same_person(keys, self.keys)
 
-    def state_for(self, recipient_kind: str, at: datetime) -> ConsentState | None:
-        """This record's answer for a recipient kind, or None if it does not cover it."""
-        if recipient_kind not in self.actor_roles:
-            return None
+    def names(self, recipient: str, recipient_kind: str) -> bool:
+        """Whether the record is about this recipient, by code or by kind."""
+        return recipient in self.actor_organisations or recipient_kind in self.actor_roles
+
+    def covers(self, recipient: str, recipient_kind: str, purpose: str | None) -> bool:
+        """Whether the record speaks to a share: its recipient, and its purpose (a permit
+        must list it; a deny listing no purposes refuses all)."""
+        if not self.names(recipient, recipient_kind):
+            return False
+        if self.permit:
+            return purpose is not None and purpose in self.purposes
+        return not self.purposes or purpose is None or purpose in self.purposes
+
+    def in_force(self, at: datetime) -> bool:
+        return (
+            (self.withdrawn_at is None or self.withdrawn_at > at)
+            and self.period_start <= at
+            and (self.period_end is None or at < self.period_end)
+        )
+
+    def state_at(self, at: datetime) -> ConsentState:
+        """This record's own answer at a moment, for a share it covers."""
         if self.withdrawn_at is not None and self.withdrawn_at <= at:
-            return ConsentState.WITHDRAWN
-        if not self.permit:
             return ConsentState.WITHDRAWN
         if at < self.period_start:
             return ConsentState.NONE
         if self.period_end is not None and at >= self.period_end:
             return ConsentState.EXPIRED
+        if not self.permit:
+            return ConsentState.WITHDRAWN
         return ConsentState.WRITTEN if self.form is ConsentForm.WRITTEN else ConsentState.VERBAL
 
     def as_fhir(self) -> dict[str, Any]:
@@ -164,8 +216,13 @@ class ConsentRecord:
                 "type": "permit" if self.permit else "deny",
                 "period": period,
                 "actor": [
-                    {"role": {"coding": [{"system": "urn:dipgw:org-kind", "code": role}]}}
-                    for role in sorted(self.actor_roles)
+                    *({"role": {"coding": [{"system": "urn:dipgw:org-kind", "code": role}]}}
+                      for role in sorted(self.actor_roles)),
+                    *({"role": {"coding": [{
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                        "code": "IRCP"}]},
+                       "reference": {"identifier": {"system": "urn:dipgw:org", "value": org}}}
+                      for org in sorted(self.actor_organisations)),
                 ],
                 "purpose": [{"system": "urn:dipgw:purpose", "code": p} for p in self.purposes],
             },
@@ -181,24 +238,43 @@ class ConsentRecord:
         return resource
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentFinding:
+    """The register's answer for one share, and the record it rests on (None when no
+    record permits it: the declaration stood in, or there is no consent)."""
+
+    state: ConsentState
+    record: str | None = None
+
+
 def consent_state(
     records: Iterable[ConsentRecord],
     keys: SubjectKeys,
+    recipient: str,
     recipient_kind: str,
+    purpose: str | None,
     at: datetime,
     declaration: Mapping[str, Any] | None,
-) -> ConsentState:
-    """The person's consent to share with a kind of recipient, at a moment."""
+) -> ConsentFinding:
+    """The person's consent to share with one recipient for one purpose, at a moment
+    (the rules are in this module's docstring)."""
+    about = [r for r in records if r.matches(keys)]
+    if not about:
+        if isinstance(declaration, Mapping) and declaration.get("obtained") is True:
+            written = declaration.get("written") is True
+            return ConsentFinding(ConsentState.WRITTEN if written else ConsentState.VERBAL)
+        return ConsentFinding(ConsentState.NONE)
     covering = sorted(
-        (r for r in records if r.matches(keys) and recipient_kind in r.actor_roles),
+        (r for r in about if r.covers(recipient, recipient_kind, purpose)),
         key=lambda r: r.recorded_at,
     )
-    if covering:
-        state = covering[-1].state_for(recipient_kind, at)
-        return state if state is not None else ConsentState.NONE
-    if isinstance(declaration, Mapping) and declaration.get("obtained") is True:
-        return ConsentState.WRITTEN if declaration.get("written") is True else ConsentState.VERBAL
-    return ConsentState.NONE
+    if not covering:
+        return ConsentFinding(ConsentState.NONE)
+    in_force = [r for r in covering if r.in_force(at)]
+    if in_force:
+        deciding = in_force[-1]
+        return ConsentFinding(deciding.state_at(at), deciding.id if deciding.permit else None)
+    return ConsentFinding(covering[-1].state_at(at))
 
 
 def record_to_json(record: ConsentRecord) -> dict[str, Any]:
@@ -208,6 +284,7 @@ def record_to_json(record: ConsentRecord) -> dict[str, Any]:
         "form": record.form.value,
         "permit": record.permit,
         "actor_roles": sorted(record.actor_roles),
+        "actor_organisations": sorted(record.actor_organisations),
         "purposes": list(record.purposes),
         "period_start": isoformat(record.period_start),
         "period_end": isoformat(record.period_end) if record.period_end else None,
@@ -234,7 +311,8 @@ def record_from_json(raw: Mapping[str, Any]) -> ConsentRecord:
         form=ConsentForm(raw["form"]),
         permit=raw["permit"],
         actor_roles=frozenset(raw["actor_roles"]),
-        purposes=tuple(raw["purposes"]),
+        actor_organisations=frozenset(raw.get("actor_organisations", ())),
+        purposes=purposes_of(raw["purposes"]),
         period_start=start,
         period_end=when(raw["period_end"]),
         information_given=raw["information_given"],

@@ -68,15 +68,22 @@ class MessageStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     DEAD_LETTERED = "dead_lettered"
     EXPIRED = "expired"
+    # Delivered but not yet acknowledged when the consent it rested on was withdrawn: it
+    # left the recipient's inbox (README, "Consent").
+    WITHDRAWN = "withdrawn"
     # Notes in the history, not steps: an alert waited too long for acknowledgement; a
     # push channel's attempt failed (it is retried); the SPOC was sent an e-mail notice.
     ESCALATED = "escalated"
     ATTEMPT_FAILED = "attempt_failed"
     NOTIFIED = "notified"
+    # Note: consent was withdrawn after the recipient acknowledged the share; it stays
+    # acknowledged and the recipient was told.
+    CONSENT_WITHDRAWN = "consent_withdrawn"
 
 
 HISTORY_NOTES = frozenset(
-    {MessageStatus.ESCALATED, MessageStatus.ATTEMPT_FAILED, MessageStatus.NOTIFIED}
+    {MessageStatus.ESCALATED, MessageStatus.ATTEMPT_FAILED, MessageStatus.NOTIFIED,
+     MessageStatus.CONSENT_WITHDRAWN}
 )
 
 
@@ -326,6 +333,10 @@ class Decision:
     reason: str = ""
     denied_because: str | None = None
     consent_state: str | None = None
+    # What the share is for (gateway/policy/facts.py), and the consent record a permit
+    # that needs consent relied on: withdrawing that record re-decides this share.
+    purpose: str | None = None
+    consent_record: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -341,6 +352,10 @@ class Decision:
         }
         if self.consent_state is not None:
             view["consent_state"] = self.consent_state
+        if self.purpose is not None:
+            view["purpose"] = self.purpose
+        if self.consent_record is not None:
+            view["consent_record"] = self.consent_record
         if not self.permitted:
             view["denied_because"] = self.denied_because
         return view
@@ -359,6 +374,8 @@ class Decision:
             reason=raw.get("reason", ""),
             denied_because=raw.get("denied_because"),
             consent_state=raw.get("consent_state"),
+            purpose=raw.get("purpose"),
+            consent_record=raw.get("consent_record"),
         )
 
 
@@ -400,7 +417,8 @@ def overall_status(history: tuple[StatusEvent, ...], recipients: tuple[str, ...]
     live = [s for s in states if s is not MessageStatus.REFUSED]
     if not live:
         return MessageStatus.REFUSED
-    for status in (MessageStatus.DEAD_LETTERED, MessageStatus.EXPIRED, MessageStatus.ACCEPTED):
+    for status in (MessageStatus.DEAD_LETTERED, MessageStatus.EXPIRED, MessageStatus.ACCEPTED,
+                   MessageStatus.WITHDRAWN):
         if status in live:
             return status
     if all(s is MessageStatus.ACKNOWLEDGED for s in live):

@@ -26,6 +26,7 @@ from gateway.policy.diff import diff as policy_diff
 from gateway.policy.diff import fact_domains, situations
 from gateway.policy.document import load_text
 from gateway.policy.evaluate import DEFAULT_DENY, evaluate
+from gateway.policy.facts import purpose_of
 from gateway.policy.rules import (
     ConsentState,
     Effect,
@@ -478,7 +479,9 @@ def facts(
     consent: ConsentState,
     **message: FactValue,
 ) -> Facts:
-    return Facts(message_type, route, sender, recipient, consent, message)
+    """A situation with the purpose the gateway finds for it (gateway/policy/facts.py)."""
+    return Facts(message_type, route, sender, recipient, consent, message,
+                 purpose_of(message_type, message))
 
 
 def test_default_policy_passes_its_own_cases() -> None:

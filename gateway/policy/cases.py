@@ -21,6 +21,7 @@ from typing import Any
 from gateway.errors import InvalidPolicy, Violation
 from gateway.model import Decision
 from gateway.policy.evaluate import evaluate
+from gateway.policy.facts import purpose_of
 from gateway.policy.rules import ConsentState, Facts, PolicySet
 
 _CHECKED = ("decision", "rule", "consent", "consent_satisfied", "redactions", "denied_because")
@@ -46,13 +47,19 @@ class CaseResult:
 
 
 def facts_of(message: Mapping[str, Any], consent: ConsentState) -> Facts:
+    """A case's situation. Its purpose is the one the gateway would find for that message
+    (``gateway.policy.facts``) unless the case names one, to show what a rule does with
+    a share made for another purpose. The consent state is the register's answer for that
+    purpose."""
+    facts = dict(message.get("facts", {}))
     return Facts(
         message_type=message["type"],
         route=message["route"],
         sender_kind=message["sender"],
         recipient_kind=message["recipient"],
         consent=consent,
-        message=dict(message.get("facts", {})),
+        message=facts,
+        purpose=message.get("purpose", purpose_of(message["type"], facts)),
     )
 
 

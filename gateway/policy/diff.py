@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.model import AGENCY_KINDS, Decision, MessageType, OrgKind, Route
 from gateway.policy.evaluate import evaluate
-from gateway.policy.facts import FACT_SOURCES
+from gateway.policy.facts import FACT_SOURCES, purpose_of
 from gateway.policy.rules import ConsentState, Facts, PolicySet
 
 ABSENT = None
@@ -73,7 +73,7 @@ def fact_domains(schemas: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
 
 def situations(domains: Mapping[str, Mapping[str, Sequence[Any]]]) -> Iterator[Facts]:
     """Every combination of message type, route, sender kind, recipient kind, consent
-    state and the type's fact values."""
+    state and the type's fact values, each with the purpose the gateway finds for it."""
     kinds = [k.value for k in OrgKind if k in AGENCY_KINDS]
     for message_type in MessageType:
         facts_of_type = domains.get(message_type.value, {})
@@ -83,7 +83,8 @@ def situations(domains: Mapping[str, Mapping[str, Sequence[Any]]]) -> Iterator[F
             for route, sender, recipient, consent in itertools.product(
                 [r.value for r in Route], kinds, kinds, list(ConsentState)
             ):
-                yield Facts(message_type.value, route, sender, recipient, consent, message)
+                yield Facts(message_type.value, route, sender, recipient, consent, message,
+                            purpose_of(message_type.value, message))
 
 
 def _situation(facts: Facts) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 
 from gateway.errors import InvalidPolicy, MalformedRequest, Violation
 from gateway.model import AGENCY_KINDS, Consent, MessageType, Route, canonical_json
-from gateway.policy.facts import FACT_NAMES
+from gateway.policy.facts import FACT_NAMES, Purpose
 from gateway.policy.rules import ConsentState, Effect, FactValue, PolicySet, Rule
 from gateway.validation import check_structure, explain, pointer, schema_validator
 
@@ -29,6 +29,7 @@ _VOCABULARY: Mapping[str, frozenset[str]] = {
     "sender": AGENCY_KINDS,
     "recipient": AGENCY_KINDS,
     "consent": frozenset(ConsentState),
+    "purpose": frozenset(Purpose),
 }
 
 
@@ -285,5 +286,6 @@ def _rule(raw: Mapping[str, Any]) -> Rule:
         senders=_set(when.get("sender")),
         recipients=_set(when.get("recipient")),
         consent_states=_set(when.get("consent")),
+        purposes=_set(when.get("purpose")),
         facts=facts,
     )

@@ -21,7 +21,9 @@ _STRENGTH = {Consent.NOT_REQUIRED: 0, Consent.REQUIRED: 1, Consent.WRITTEN_REQUI
 
 
 def evaluate(policy: PolicySet, facts: Facts) -> Decision:
-    return replace(_evaluate(policy, facts), consent_state=facts.consent.value)
+    return replace(
+        _evaluate(policy, facts), consent_state=facts.consent.value, purpose=facts.purpose
+    )
 
 
 def _evaluate(policy: PolicySet, facts: Facts) -> Decision:
@@ -71,8 +73,9 @@ def _evaluate(policy: PolicySet, facts: Facts) -> Decision:
             rules=tuple(r.id for r in permits),
             reason=(
                 f"{first.reason} This needs the person's "
-                f"{'written ' if first.consent is Consent.WRITTEN_REQUIRED else ''}consent, "
-                f"and the consent register says: {facts.consent.value}."
+                f"{'written ' if first.consent is Consent.WRITTEN_REQUIRED else ''}consent"
+                f"{f' for {facts.purpose}' if facts.purpose else ''}, and the consent "
+                f"register says: {facts.consent.value}."
             ),
             legal_basis=first.legal_basis,
             policy_version=policy.version,

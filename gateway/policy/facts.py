@@ -1,12 +1,21 @@
-"""Facts a policy may test, read from a message body. No I/O.
+"""Facts a policy may test, read from a message body, and the purpose each message serves.
+No I/O.
 
 Each fact names where it comes from per message type. A fact the body does not state
 (field absent, or the type does not carry it) is left out, so rules cannot guess it.
+
+The purpose table (:data:`PURPOSES`) is the one place saying what each message type is
+shared *for*. A person consents to sharing for purposes they were told about (H 4.2:
+consent "to sharing information for continuity of care purposes"; H 4.7.1: written consent
+to report an assessment outcome to probation), so a consent counts for a share only when
+it lists the share's purpose (``gateway.consent``), and a rule may test it (``when:
+purpose``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from gateway.policy.rules import FactValue
@@ -40,3 +49,53 @@ def message_facts(message_type: str, body: Mapping[str, Any]) -> dict[str, FactV
         if isinstance(node, str | bool):
             found[name] = node
     return found
+
+
+class Purpose(StrEnum):
+    """Why a message is shared: the small, fixed vocabulary consents and rules name."""
+
+    # Steps of the criminal-justice process the agencies must tell each other about: the
+    # required-assessment notices (H 4.6.1 vii, RA2) and court results (H 3.3, 4.1).
+    STATUTORY_REPORTING = "statutory_reporting"
+    # Moving a case between services so care continues: referral, DIR transfer and its
+    # answer, prison throughcare (H 2.5, 4.1.3, 4.2 "continuity of care", 4.7.4, 4.10.6).
+    CARE_COORDINATION = "care_coordination"
+    # Clinical content for treatment itself: an assessment's findings (H 4.7).
+    CLINICAL_CARE = "clinical_care"
+    # Reporting to probation or a court on a person's order: DRR/court progress, the
+    # outcome of an initial assessment for a person on a DRR (H 4.7.1, 4.11.5a).
+    COMPLIANCE_REPORTING = "compliance_reporting"
+    # Telling partners a person failed to engage or disengaged, so they can follow up
+    # (H 4.1.2, 4.1.3, 4.10.2, 4.11.3).
+    ENGAGEMENT_FOLLOWUP = "engagement_followup"
+
+
+# message type -> the purpose it serves (handbook paragraphs beside each Purpose above).
+PURPOSES: Mapping[str, Purpose] = {
+    "ra1_notice": Purpose.STATUTORY_REPORTING,
+    "ra2_variation": Purpose.STATUTORY_REPORTING,
+    "court_outcome": Purpose.STATUTORY_REPORTING,
+    "dir_transfer": Purpose.CARE_COORDINATION,
+    "dir_acceptance": Purpose.CARE_COORDINATION,
+    "carat_referral": Purpose.CARE_COORDINATION,
+    "disengagement_alert": Purpose.ENGAGEMENT_FOLLOWUP,
+    "assessment_outcome": Purpose.CLINICAL_CARE,
+}
+
+# Where a fact changes the purpose: (type, fact, value) -> purpose. An assessment outcome
+# is a clinical record, except that for a person already on a DRR it is the report to
+# probation the handbook asks for (H 4.7.1): consent to that report is consent to
+# compliance reporting, and it is not consent to share clinical care.
+PURPOSE_BY_FACT: Mapping[tuple[str, str, FactValue], Purpose] = {
+    ("assessment_outcome", "on_drr", True): Purpose.COMPLIANCE_REPORTING,
+}
+
+
+def purpose_of(message_type: str, facts: Mapping[str, FactValue]) -> str | None:
+    """The purpose a message serves, or None for a type the table does not know (then no
+    consent covers it and no permit testing a purpose applies: fail closed)."""
+    for (type_, fact, value), purpose in PURPOSE_BY_FACT.items():
+        if type_ == message_type and facts.get(fact) == value:
+            return purpose.value
+    known = PURPOSES.get(message_type)
+    return known.value if known is not None else None

@@ -41,7 +41,9 @@ class Facts:
     """What the gateway knows about one message for one recipient.
 
     ``message`` holds facts read from the body; a fact the body does not state is
-    absent, never guessed (see ``gateway.policy.facts``).
+    absent, never guessed (see ``gateway.policy.facts``). ``purpose`` is what the message
+    is shared for (``gateway.policy.facts.PURPOSES``), None when not known; ``consent`` is
+    the register's answer for this recipient *and this purpose*.
     """
 
     message_type: str
@@ -50,6 +52,7 @@ class Facts:
     recipient_kind: str
     consent: ConsentState
     message: Mapping[str, FactValue] = field(default_factory=dict)
+    purpose: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class Rule:
     senders: frozenset[str] | None = None
     recipients: frozenset[str] | None = None
     consent_states: frozenset[str] | None = None
+    purposes: frozenset[str] | None = None
     facts: Mapping[str, frozenset[FactValue]] = field(default_factory=dict)
 
     def applies(self, facts: Facts) -> bool:
@@ -81,6 +85,13 @@ class Rule:
             and _allows(self.consent_states, facts.consent.value)
         ):
             return False
+        if self.purposes is not None:
+            if facts.purpose is None:
+                # Unknown purpose: as for an unknown fact, only a permit is stopped.
+                if self.effect is Effect.PERMIT:
+                    return False
+            elif facts.purpose not in self.purposes:
+                return False
         for name, accepted in self.facts.items():
             value = facts.message.get(name)
             if value is None:

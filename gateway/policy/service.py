@@ -10,6 +10,7 @@ arrives through code review and deployment, which is its second pair of eyes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,15 @@ from typing import Any
 import structlog
 
 from gateway.audit import AuditAction, AuditEvent
-from gateway.consent import SubjectKeys, consent_state
+from gateway.consent import ConsentFinding, ConsentRecord, SubjectKeys, consent_state
 from gateway.directory import Directory
 from gateway.errors import AccessDenied, ServiceUnavailable
-from gateway.model import Decision, Envelope, Organisation
+from gateway.model import Consent, Decision, Envelope, Organisation
 from gateway.periodic import Periodic
 from gateway.policy.diff import Change, Replay, simulate
 from gateway.policy.document import load_text
 from gateway.policy.evaluate import evaluate
-from gateway.policy.facts import message_facts
+from gateway.policy.facts import message_facts, purpose_of
 from gateway.policy.rules import ConsentState, Facts, PolicySet
 from gateway.storage.base import (
     AuditRepository,
@@ -48,14 +49,23 @@ def facts_for(
 ) -> Facts:
     document = envelope.document if isinstance(envelope, Envelope) else envelope
     body = document.get("body") or {}
+    message_type = str(document["type"])
+    found = message_facts(message_type, body)
     return Facts(
-        message_type=str(document["type"]),
+        message_type=message_type,
         route=str(document["route"]),
         sender_kind=sender.kind.value if isinstance(sender, Organisation) else sender,
         recipient_kind=recipient_kind,
         consent=consent,
-        message=message_facts(str(document["type"]), body),
+        message=found,
+        purpose=purpose_of(message_type, found),
     )
+
+
+def share_purpose(document: Mapping[str, Any]) -> str | None:
+    """What a message is shared for, as the policy and the consent register see it."""
+    message_type = str(document["type"])
+    return purpose_of(message_type, message_facts(message_type, document.get("body") or {}))
 
 
 class PolicyService:
@@ -128,25 +138,41 @@ class PolicyService:
 
     async def consent_states(
         self, envelope: Envelope, recipients: Sequence[Organisation]
-    ) -> dict[str, ConsentState]:
-        subject = envelope.document["subject"]
-        keys = SubjectKeys.of(subject)
-        records = await self._consents.matching(keys)
-        declaration = (envelope.document.get("body") or {}).get("consent")
-        now = self._clock()
+    ) -> dict[str, ConsentFinding]:
+        """The register's answer per recipient, for the purpose the message serves."""
+        records = await self._consents.matching(SubjectKeys.of(envelope.document["subject"]))
+        return self.findings(envelope.document, recipients, records, self._clock())
+
+    @staticmethod
+    def findings(
+        document: Mapping[str, Any],
+        recipients: Sequence[Organisation],
+        records: Sequence[ConsentRecord],
+        at: datetime,
+    ) -> dict[str, ConsentFinding]:
+        keys = SubjectKeys.of(document["subject"])
+        declaration = (document.get("body") or {}).get("consent")
+        purpose = share_purpose(document)
         return {
-            r.code: consent_state(records, keys, r.kind.value, now, declaration)
+            r.code: consent_state(records, keys, r.code, r.kind.value, purpose, at, declaration)
             for r in recipients
         }
 
     def decide(
         self,
-        envelope: Envelope,
+        envelope: Envelope | Mapping[str, Any],
         sender: Organisation,
         recipient: Organisation,
-        consent: ConsentState,
+        consent: ConsentFinding,
     ) -> Decision:
-        return evaluate(self.active, facts_for(envelope, sender, recipient.kind.value, consent))
+        """The active policy's decision; a permit that needs consent names the consent
+        record it relies on, so withdrawing that record finds this share."""
+        decision = evaluate(
+            self.active, facts_for(envelope, sender, recipient.kind.value, consent.state)
+        )
+        if decision.permitted and decision.consent is not Consent.NOT_REQUIRED:
+            return replace(decision, consent_record=consent.record)
+        return decision
 
     async def propose(self, text: str, author: str) -> PolicyVersion:
         policy = self.parse(text)

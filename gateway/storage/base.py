@@ -266,10 +266,70 @@ class ConsentRepository(ABC):
 
     @abstractmethod
     async def withdraw(
-        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog
-    ) -> tuple[ConsentRecord, list[tuple[str, str, str]]]:
-        """Withdraw a consent and stop every consent-based share of that person not yet
-        delivered. Returns the record and the stopped (message id, recipient, sender)."""
+        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog,
+        redecide: Redecide,
+    ) -> Withdrawal:
+        """Withdraw a consent and, in the same transaction, settle every open share that
+        may rest on it: those whose decision names the record, and consent-based ones of
+        the same person that name none (decided before records named, or on the sender's
+        declaration). ``redecide`` (the caller's policy, no I/O) answers for each share:
+        None if it does not depend on the record, else the decision against what remains.
+        A share still permitted is kept (and rests on its new record from then on); one
+        refused is stopped if undelivered, leaves the inbox if unread, or is noted with
+        the recipient told if already acknowledged. The withdrawal and every outcome are
+        audited in the same transaction."""
+
+
+class ShareState(StrEnum):
+    UNDELIVERED = "undelivered"
+    UNREAD = "unread"
+    ACKNOWLEDGED = "acknowledged"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentShare:
+    """An open, permitted share that may rest on a consent record, with the person's
+    records as they stand after the withdrawal (withdrawn ones included)."""
+
+    message_id: str
+    recipient: str
+    sender: str
+    document: Mapping[str, Any]
+    decision: Decision
+    state: ShareState
+    records: tuple[ConsentRecord, ...]
+    consent_record: str | None = None
+
+
+Redecide = Callable[[ConsentRecord, ConsentShare], Decision | None]
+
+
+class ShareOutcome(StrEnum):
+    KEPT = "kept"            # another record (or no need for consent) still permits it
+    STOPPED = "stopped"      # not delivered: refused, the sender gets a report
+    WITHDRAWN = "withdrawn"  # delivered, unread: left the inbox, the recipient is told
+    NOTIFIED = "notified"    # acknowledged: stays so, the recipient is told
+
+
+@dataclass(frozen=True, slots=True)
+class SettledShare:
+    message_id: str
+    recipient: str
+    sender: str
+    outcome: ShareOutcome
+    decision: Decision
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "recipient": self.recipient,
+                "outcome": self.outcome.value, "rule": self.decision.rule,
+                **({"consent_record": self.decision.consent_record}
+                   if self.decision.consent_record else {})}
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    record: ConsentRecord
+    shares: tuple[SettledShare, ...] = ()
 
 
 class PolicyVersionRepository(ABC):

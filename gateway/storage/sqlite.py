@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from gateway.audit import AuditAction, AuditEvent, AuditLog, Pseudonymiser, entry_document
 from gateway.consent import ConsentRecord, SubjectKeys, record_from_json, record_to_json
+from gateway.consent_notice import withdrawal_notice
 from gateway.errors import Conflict, IdempotencyConflict, NotFound
 from gateway.model import (
     ChannelSettings,
@@ -45,6 +46,7 @@ from gateway.storage.base import (
     Acknowledgement,
     AuditRepository,
     ConsentRepository,
+    ConsentShare,
     DirectoryImport,
     DirectoryRepository,
     Dispatch,
@@ -59,9 +61,14 @@ from gateway.storage.base import (
     PolicyVersionRepository,
     Receipt,
     RecordedShare,
+    Redecide,
     RemoteReceipt,
+    SettledShare,
+    ShareOutcome,
+    ShareState,
     Submission,
     TokenLedger,
+    Withdrawal,
 )
 from gateway.tlog.canonical import canonicalize
 from gateway.tlog.merkle import leaf_hash
@@ -250,6 +257,14 @@ _MIGRATIONS: tuple[str, ...] = (
         approved_by TEXT,
         approved_at TEXT
     );
+    """,
+    # The consent record a consent-based share relies on, so that withdrawing that record
+    # finds exactly the shares resting on it (NULL: decided before this, or on the
+    # sender's declaration).
+    """
+    ALTER TABLE deliveries ADD COLUMN consent_record TEXT;
+    CREATE INDEX deliveries_consent_record ON deliveries(consent_record)
+        WHERE consent_record IS NOT NULL;
     """,
 )
 
@@ -859,8 +874,8 @@ class SqliteMessages(MessageRepository):
             for position, delivery in enumerate(submission.deliveries):
                 conn.execute(
                     "INSERT INTO deliveries (message_id, recipient, position, permitted, "
-                    "decision_json, payload_json, consent_based, resolved_by) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "decision_json, payload_json, consent_based, resolved_by, consent_record) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         envelope.message_id,
                         delivery.recipient,
@@ -870,6 +885,7 @@ class SqliteMessages(MessageRepository):
                         _payload_text(delivery, document_text),
                         int(delivery.decision.consent is not Consent.NOT_REQUIRED),
                         delivery.resolved_by,
+                        delivery.decision.consent_record,
                     ),
                 )
                 if delivery.permitted:
@@ -1595,9 +1611,10 @@ class SqliteConsents(ConsentRepository):
         return await self._db.transaction(read)
 
     async def withdraw(
-        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog
-    ) -> tuple[ConsentRecord, list[tuple[str, str, str]]]:
-        def write(conn: sqlite3.Connection) -> tuple[ConsentRecord, list[tuple[str, str, str]]]:
+        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog,
+        redecide: Redecide,
+    ) -> Withdrawal:
+        def write(conn: sqlite3.Connection) -> Withdrawal:
             row = conn.execute(
                 "SELECT record_json FROM consents WHERE id = ?", (consent_id,)
             ).fetchone()
@@ -1605,21 +1622,23 @@ class SqliteConsents(ConsentRepository):
                 raise NotFound(f"There is no consent record {consent_id}.")
             record = record_from_json(json.loads(row[0]))
             if record.withdrawn_at is not None:
-                return record, []
+                return Withdrawal(record)
             record = replace(record, withdrawn_at=at, withdrawn_by=by, withdrawal_reason=reason)
             conn.execute(
                 "UPDATE consents SET record_json = ?, withdrawn_at = ? WHERE id = ?",
                 (_json(record_to_json(record)), _ts(at), consent_id),
             )
-            stopped: list[tuple[str, str, str]] = []
-            for message_id, recipient in _undelivered_consent_shares(conn, record.keys):
-                sender = _close_share(
-                    conn, message_id, recipient, MessageStatus.REFUSED,
-                    "consent withdrawn before delivery", at, audit,
-                )
-                if sender is not None:
-                    stopped.append((message_id, recipient, sender))
-            return record, stopped
+            settled = [
+                _settle(conn, record, share, decision, at, audit)
+                for share in _consent_shares(conn, record)
+                if (decision := redecide(record, share)) is not None
+            ]
+            audit.append(conn, AuditEvent(
+                action=AuditAction.CONSENT_WITHDRAWN, at=at, actor=by, subject=record.keys,
+                details={"consent_id": consent_id, "reason": reason,
+                         "shares": [s.as_dict() for s in settled]},
+            ))
+            return Withdrawal(record, tuple(settled))
 
         return await self._db.transaction(write)
 
@@ -1633,29 +1652,127 @@ def _matching_consents(conn: sqlite3.Connection, keys: SubjectKeys) -> list[Cons
     return [r for r in records if r.matches(keys)]
 
 
-def _undelivered_consent_shares(
-    conn: sqlite3.Connection, keys: SubjectKeys
-) -> list[tuple[str, str]]:
-    """Consent-based shares of this person that no inbox has received yet."""
+def _consent_shares(conn: sqlite3.Connection, record: ConsentRecord) -> list[ConsentShare]:
+    """Open permitted shares naming this record, and consent-based ones of the same person
+    naming none (see ``ConsentRepository.withdraw``)."""
+    keys = record.keys
     rows = conn.execute(
-        "SELECT d.message_id, d.recipient, m.subject_pnc, m.subject_name_dob "
-        "FROM messages m JOIN deliveries d ON d.message_id = m.message_id "
+        "SELECT d.message_id, d.recipient, d.decision_json, d.consent_record, m.sender, "
+        "m.document_json, m.subject_pnc, m.subject_name_dob, i.seq, i.acknowledged_at, "
+        "i.closed_at FROM deliveries d JOIN messages m ON m.message_id = d.message_id "
         "LEFT JOIN inbox i ON i.message_id = d.message_id AND i.recipient = d.recipient "
-        "WHERE d.permitted = 1 AND d.consent_based = 1 AND i.seq IS NULL "
-        "AND (m.subject_name_dob = ? OR (m.subject_pnc IS NOT NULL AND m.subject_pnc = ?))",
-        (keys.name_dob, keys.pnc),
+        "WHERE d.permitted = 1 AND (d.consent_record = ? OR (d.consent_record IS NULL "
+        "AND d.consent_based = 1 AND (m.subject_name_dob = ? "
+        "OR (m.subject_pnc IS NOT NULL AND m.subject_pnc = ?)))) "
+        "ORDER BY m.received_at, d.position",
+        (record.id, keys.name_dob, keys.pnc),
     ).fetchall()
-    found = []
-    for message_id, recipient, pnc, name_dob in rows:
+    shares = []
+    for (message_id, recipient, decision, named, sender, document, pnc, name_dob, seq,
+         acknowledged_at, closed_at) in rows:
         message_keys = SubjectKeys(pnc=pnc, name_dob=name_dob)
-        # The same matching rule as for deciding: a PNC on both sides must agree.
-        if keys.pnc is not None and message_keys.pnc is not None:
-            if keys.pnc != message_keys.pnc:
-                continue
-        elif keys.name_dob != message_keys.name_dob:
+        if closed_at is not None or (named is None and not record.matches(message_keys)):
             continue
-        found.append((message_id, recipient))
-    return found
+        state = (ShareState.UNDELIVERED if seq is None
+                 else ShareState.UNREAD if acknowledged_at is None
+                 else ShareState.ACKNOWLEDGED)
+        shares.append(ConsentShare(
+            message_id=message_id, recipient=recipient, sender=sender,
+            document=json.loads(document), decision=_decision_from_json(decision),
+            state=state, records=tuple(_matching_consents(conn, message_keys)),
+            consent_record=named,
+        ))
+    return shares
+
+
+def _settle(
+    conn: sqlite3.Connection,
+    record: ConsentRecord,
+    share: ConsentShare,
+    decision: Decision,
+    at: datetime,
+    audit: AuditLog,
+) -> SettledShare:
+    """Carry out what the re-decision says for one share (``ConsentRepository.withdraw``)."""
+    message_id, recipient = share.message_id, share.recipient
+    if decision.permitted:
+        if share.state is ShareState.UNDELIVERED:
+            conn.execute(
+                "UPDATE deliveries SET decision_json = ?, consent_record = ? "
+                "WHERE message_id = ? AND recipient = ?",
+                (_decision_to_json(decision), decision.consent_record, message_id, recipient),
+            )
+        else:
+            # The disclosure happened on the decision stored; only what it rests on now
+            # changes, so a later withdrawal of that record finds it.
+            conn.execute(
+                "UPDATE deliveries SET consent_record = ? WHERE message_id = ? AND recipient = ?",
+                (decision.consent_record, message_id, recipient),
+            )
+        return SettledShare(message_id, recipient, share.sender, ShareOutcome.KEPT, decision)
+    if share.state is ShareState.UNDELIVERED:
+        _close_share(
+            conn, message_id, recipient, MessageStatus.REFUSED,
+            f"consent {record.id} withdrawn before delivery: {decision.reason}", at, audit,
+        )
+        return SettledShare(message_id, recipient, share.sender, ShareOutcome.STOPPED, decision)
+    _withdraw_delivered(conn, record, share, at, audit)
+    outcome = (ShareOutcome.WITHDRAWN if share.state is ShareState.UNREAD
+               else ShareOutcome.NOTIFIED)
+    return SettledShare(message_id, recipient, share.sender, outcome, decision)
+
+
+def _withdraw_delivered(
+    conn: sqlite3.Connection,
+    record: ConsentRecord,
+    share: ConsentShare,
+    at: datetime,
+    audit: AuditLog,
+) -> None:
+    """A delivered share whose consent is withdrawn. The disclosure stands (UK GDPR
+    Art. 7(3)); if unread it leaves the inbox, so the gateway discloses it no further;
+    either way the history, the log (DPA 2018 s.62) and the recipient (Art. 19) are told."""
+    message_id, recipient = share.message_id, share.recipient
+    delivered_at, acknowledged_at = conn.execute(
+        "SELECT delivered_at, acknowledged_at FROM inbox WHERE message_id = ? AND recipient = ?",
+        (message_id, recipient),
+    ).fetchone()
+    stamp = _ts(at)
+    unread = share.state is ShareState.UNREAD
+    if unread:
+        conn.execute(
+            "UPDATE inbox SET closed_at = ?, closed_reason = ? "
+            "WHERE message_id = ? AND recipient = ?",
+            (stamp, MessageStatus.WITHDRAWN.value, message_id, recipient),
+        )
+        # Notices and pushes still owed for it are owed no more.
+        conn.execute(
+            "UPDATE dispatches SET done_at = ?, last_error = ? "
+            "WHERE message_id = ? AND recipient = ? AND done_at IS NULL",
+            (stamp, "closed: consent withdrawn", message_id, recipient),
+        )
+    detail = (
+        f"disclosed at {delivered_at}; consent {record.id} withdrawn at {stamp}"
+        + ("; left the recipient's inbox unread" if unread
+           else f"; acknowledged at {acknowledged_at}, the recipient was told")
+    )
+    _record_status(
+        conn, message_id, recipient,
+        MessageStatus.WITHDRAWN if unread else MessageStatus.CONSENT_WITHDRAWN, at, detail,
+    )
+    document = share.document
+    audit.append(conn, AuditEvent(
+        action=AuditAction.MESSAGE_WITHDRAWN, at=at, actor="gateway",
+        message_id=message_id, message_type=str(document["type"]), recipients=(recipient,),
+        subject=SubjectKeys.of(document["subject"]),
+        details={"consent_id": record.id, "disclosed_at": delivered_at,
+                 "acknowledged_at": acknowledged_at, "detail": detail},
+    ))
+    _store_report(conn, withdrawal_notice(
+        message_id=message_id, message_type=str(document["type"]), recipient=recipient,
+        consent_id=record.id, disclosed_at=_dt(delivered_at), withdrawn_at=at,
+        acknowledged=not unread,
+    ), str(document["route"]), at)
 
 
 class SqlitePolicyVersions(PolicyVersionRepository):

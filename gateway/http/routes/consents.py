@@ -18,7 +18,9 @@ from gateway.consent import (
     SubjectKeys,
     name_dob_key,
     normal_pnc,
+    purposes_of,
 )
+from gateway.consent_service import ConsentService
 from gateway.errors import InvalidMessage, MalformedRequest, NotFound, Violation
 from gateway.http.body import read_json
 from gateway.http.consultation import consulted
@@ -26,6 +28,7 @@ from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
 from gateway.model import Principal
 from gateway.resolution import managing_cjit
+from gateway.storage.base import ShareOutcome
 from gateway.validation import explain, schema_validator
 
 routes = web.RouteTableDef()
@@ -59,6 +62,15 @@ async def record_consent(request: web.Request) -> web.Response:
                         key=lambda v: v.pointer)
     if violations:
         raise InvalidMessage(violations)
+    provision = document["provision"]
+    unknown = [
+        Violation(f"/provision/actor_organisations/{i}",
+                  f"{code} is not an organisation in the directory.")
+        for i, code in enumerate(provision.get("actor_organisations", []))
+        if services.directory.get(code) is None
+    ]
+    if unknown:
+        raise InvalidMessage(unknown)
     now = services.clock()
     period = document.get("period", {})
     record = ConsentRecord(
@@ -67,8 +79,10 @@ async def record_consent(request: web.Request) -> web.Response:
         keys=SubjectKeys.of(document["subject"]),
         form=ConsentForm(document["form"]),
         permit=document["provision"]["type"] == "permit",
-        actor_roles=frozenset(document["provision"]["actor_roles"]),
-        purposes=tuple(document["provision"].get("purpose", [])),
+        actor_roles=frozenset(provision.get("actor_roles", [])),
+        actor_organisations=frozenset(provision.get("actor_organisations", [])),
+        # A permit listing no purposes permits nothing (README, "Consent").
+        purposes=purposes_of(provision.get("purpose", [])),
         period_start=_when(period.get("start"), now),
         period_end=_when(period["end"], now) if period.get("end") else None,
         information_given=document["information_given"],
@@ -82,7 +96,9 @@ async def record_consent(request: web.Request) -> web.Response:
         action=AuditAction.CONSENT_RECORDED, at=now, actor=record.performer,
         subject=record.keys, details={"consent_id": record.id, "form": record.form.value,
                                       "permit": record.permit,
-                                      "actor_roles": sorted(record.actor_roles)},
+                                      "actor_roles": sorted(record.actor_roles),
+                                      "actor_organisations": sorted(record.actor_organisations),
+                                      "purposes": list(record.purposes)},
     ))
     log.info("consent_recorded", consent_id=record.id, form=record.form.value)
     return web.json_response(
@@ -118,7 +134,9 @@ async def list_consents(request: web.Request) -> web.Response:
 @routes.post("/v1/consents/{consent_id}/withdraw")
 async def withdraw_consent(request: web.Request) -> web.Response:
     """Withdraw a consent, saying why: by the organisation that recorded it, or by the CJIT
-    managing the person (the gateway's own records decide which CJIT that is)."""
+    managing the person (the gateway's own records decide which CJIT that is). Every open
+    share that rested on it is decided again (``gateway.consent_service``); the answer
+    lists each with its outcome, and ``stopped`` the undelivered ones refused."""
     principal = _consent_caller(request)
     services = request.app[SERVICES]
     consent_id = request.match_info["consent_id"]
@@ -137,21 +155,20 @@ async def withdraw_consent(request: web.Request) -> web.Response:
             f"Say why the consent is withdrawn: {{'reason': '…'}}, 1 to {MAX_REASON_CHARS} "
             "characters."
         )
-    record, stopped = await services.consents.withdraw(
-        consent_id, principal.actor, reason.strip(), services.clock(), services.audit,
-    )
-    await services.audit.record(AuditEvent(
-        action=AuditAction.CONSENT_WITHDRAWN, at=services.clock(),
-        actor=principal.actor, subject=record.keys,
-        details={"consent_id": consent_id, "reason": reason.strip(),
-                 "stopped": [f"{m}/{r}" for m, r, _ in stopped]},
-    ))
-    for _, _, sender in stopped:
-        services.notifier.notify(sender)
-    log.info("consent_withdrawn", consent_id=consent_id, stopped=len(stopped))
+    withdrawal = await ConsentService(
+        services.consents, services.policy, services.directory, services.audit, services.clock,
+    ).withdraw(consent_id, principal.actor, reason.strip())
+    for share in withdrawal.shares:
+        if share.outcome is ShareOutcome.STOPPED:
+            services.notifier.notify(share.sender)
+        elif share.outcome is not ShareOutcome.KEPT:
+            services.notifier.notify(share.recipient)
+    log.info("consent_withdrawn", consent_id=consent_id, shares=len(withdrawal.shares))
     return web.json_response(
         {
-            "consent": record.as_fhir(),
-            "stopped": [{"message_id": m, "recipient": r} for m, r, _ in stopped],
+            "consent": withdrawal.record.as_fhir(),
+            "stopped": [{"message_id": s.message_id, "recipient": s.recipient}
+                        for s in withdrawal.shares if s.outcome is ShareOutcome.STOPPED],
+            "shares": [s.as_dict() for s in withdrawal.shares],
         }
     )
