@@ -1,8 +1,9 @@
 """Secure e-mail notices to an organisation's Single Point of Contact (SPOC).
 
 When a CJIT's disengagement alert reaches the police or probation (H 4.11.3: the CJIT shares
-the disengagement with them), their SPOC should see it at once. Besides the live stream, the gateway e-mails a *notice* to the SPOC's secure e-mail address; a second
-kind of notice says the alert was escalated (not acknowledged in time).
+the disengagement with them), their SPOC should see it at once. Besides the live stream,
+the gateway e-mails a *notice* to the SPOC's secure e-mail address; a second kind of
+notice says the alert was escalated (not acknowledged in time).
 
 A notice carries **no personal data**: only a reference to fetch the message from the
 gateway (message id, message type, organisation code, arrival time and the URLs). That is
