@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.policy.document import load_text  # noqa: E402
 from gateway.policy.evaluate import evaluate  # noqa: E402
+from gateway.policy.facts import purpose_of  # noqa: E402
 from gateway.policy.rules import ConsentState, Facts, FactValue, PolicySet  # noqa: E402
 
 TARGET_US = 20.0
@@ -42,7 +43,8 @@ def _facts(
     consent: ConsentState,
     **message: FactValue,
 ) -> Facts:
-    return Facts(message_type, route, sender, recipient, consent, message)
+    return Facts(message_type, route, sender, recipient, consent, message,
+                 purpose_of(message_type, message))
 
 
 # (weight, facts): how often each kind of share turns up in a day's traffic, roughly.
