@@ -393,7 +393,8 @@ def _describe(error: ValidationError, kind: Any, value: Any) -> str:
         more = " …" if len(value) > 12 else ""
         return f"Must be one of {shown}{more}."
     if kind == "const":
-        return f"Must be {value!r}."
+        # Said as JSON (false, "x"), the language the document is written in.
+        return f"Must be {json.dumps(value, ensure_ascii=False)}."
     if kind == "type":
         wanted = value if isinstance(value, str) else " or ".join(value)
         return f"Must be {_article(wanted)} {wanted}."
