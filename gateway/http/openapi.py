@@ -618,8 +618,9 @@ def document() -> dict[str, Any]:
             },
             "/v1/consents/{consent_id}/withdraw": {"post": _operation(
                 "Withdraw a consent, saying why (the recording organisation or the CJIT "
-                "managing the person); stops undelivered consent-based messages",
-                {"200": _json("The withdrawn consent and the stopped shares")},
+                "managing the person); each waiting share that rested on it is decided again",
+                {"200": _json("The withdrawn consent; the stopped shares; every affected share "
+                              "with its outcome (kept, stopped, withdrawn, notified)")},
                 errors=(403,),
                 parameters=[_path("consent_id")],
                 body=_REASON,
