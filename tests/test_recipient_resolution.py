@@ -54,6 +54,20 @@ def test_dir_transfer_goes_to_the_cjit_of_residence() -> None:
     assert document["body"]["receiving_cjit"] != document["from"]
 
 
+@pytest.mark.parametrize("name", [
+    "valid-drr-written-consent-suffolk.json",
+    "valid-drr-written-consent-proactive-norfolk.json",
+    "valid-drr-outcome-without-clinical-detail-cambridgeshire.json",
+])
+def test_assessment_outcome_goes_to_the_probation_provider_supervising_the_drr(
+    name: str,
+) -> None:
+    document = example("assessment_outcome", name)
+    provider = document["body"]["drr"]["supervising_officer"]["organisation"]
+    assert provider == "PRB-EOE"
+    assert codes("assessment_outcome", document["body"]) == [provider]
+
+
 def test_acceptance_goes_back_to_the_cjit_that_sent_the_dir() -> None:
     body = {"dir_transfer_message_id": "AAAA0000-0000-4000-8000-000000000001"}
     related = {"aaaa0000-0000-4000-8000-000000000001": "CJIT-CAM"}
