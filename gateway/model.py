@@ -268,9 +268,6 @@ class Principal:
         """How the audit log names this caller: ``ORG/person-id`` or ``ORG/system-name``."""
         return f"{self.org.code}/{self.subject}"
 
-    def holds(self, role: Role) -> bool:
-        return role in self.roles
-
 
 def canonical_json(document: Any) -> bytes:
     """Deterministic JSON bytes used for content hashes (idempotency)."""
