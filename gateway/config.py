@@ -62,6 +62,9 @@ class Settings:
     rate_max_tracked: int = 100_000
     # Reverse proxies whose X-Forwarded-For is believed; nobody else's is.
     rate_trusted_proxies: tuple[Network, ...] = ()
+    # How often the directory (people, grants, keys) is re-read, so that what another
+    # gateway process changed is honoured here too (gateway.directory), seconds.
+    directory_refresh_s: float = 5.0
     # Read timeouts (gateway.http.server, gateway.http.body), seconds.
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -150,6 +153,8 @@ class Settings:
             rate_org_burst=_int(env, "DIPGW_RATE_ORG_BURST", cls.rate_org_burst),
             rate_max_tracked=_int(env, "DIPGW_RATE_MAX_TRACKED", cls.rate_max_tracked),
             rate_trusted_proxies=_networks(env, "DIPGW_RATE_TRUSTED_PROXIES"),
+            directory_refresh_s=_positive(env, "DIPGW_DIRECTORY_REFRESH_SECONDS",
+                                          cls.directory_refresh_s),
             header_timeout_s=_positive(env, "DIPGW_HEADER_TIMEOUT", cls.header_timeout_s),
             body_timeout_s=_positive(env, "DIPGW_BODY_TIMEOUT", cls.body_timeout_s),
             # Demo organisations with generated keys must never appear in production.

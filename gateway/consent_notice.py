@@ -8,14 +8,11 @@ message up in its own records.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
-from gateway.model import isoformat
-from gateway.undelivered import GATEWAY_SENDER, REPORT_TYPE
-
-_NOTICE_NAMESPACE = uuid.UUID("1d7e4b0a-58c2-4f3e-9b61-0c7f2a9d3e15")
+from gateway.model import MessageStatus, isoformat
+from gateway.undelivered import gateway_report
 
 
 def withdrawal_notice(
@@ -28,8 +25,7 @@ def withdrawal_notice(
     withdrawn_at: datetime,
     acknowledged: bool,
 ) -> dict[str, Any]:
-    """A gateway report for the recipient's inbox; its id is derived from the share, so
-    one share yields one notice."""
+    """A gateway report for the recipient's inbox; one share yields one notice."""
     if acknowledged:
         detail = (
             f"Message {message_id} was disclosed to you at {isoformat(disclosed_at)} and you "
@@ -43,19 +39,8 @@ def withdrawal_notice(
             f"{isoformat(withdrawn_at)} before you read it, so it has left your inbox: do "
             "not use any copy you hold."
         )
-    return {
-        "message_id": str(uuid.uuid5(_NOTICE_NAMESPACE, f"{message_id}|{recipient}")),
-        "type": REPORT_TYPE,
-        "schema_version": "1",
-        "sent_at": isoformat(withdrawn_at),
-        "from": GATEWAY_SENDER,
-        "to": [recipient],
-        "body": {
-            "outcome": "consent_withdrawn",
-            "reason": "consent_withdrawn",
-            "detail": detail,
-            "original_message_id": message_id,
-            "original_type": message_type,
-            "recipient": recipient,
-        },
-    }
+    return gateway_report(
+        to=recipient, outcome="consent_withdrawn", reason=MessageStatus.WITHDRAWN,
+        detail=detail, message_id=message_id, message_type=message_type,
+        recipient=recipient, at=withdrawn_at,
+    )

@@ -42,15 +42,35 @@ def undelivered_report(
     detail: str,
     at: datetime,
 ) -> dict[str, Any]:
+    return gateway_report(
+        to=sender, outcome="undelivered", reason=reason, detail=detail,
+        message_id=message_id, message_type=message_type, recipient=recipient, at=at,
+    )
+
+
+def gateway_report(
+    *,
+    to: str,
+    outcome: str,
+    reason: MessageStatus,
+    detail: str,
+    message_id: str,
+    message_type: str,
+    recipient: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """A report the gateway puts in ``to``'s inbox about what became of one share of a
+    message: ids, times and reasons only, never the person. Its id is derived from the
+    share and the reason, so one event yields one report however often it is recorded."""
     return {
         "message_id": report_id(message_id, recipient, reason),
         "type": REPORT_TYPE,
         "schema_version": "1",
         "sent_at": isoformat(at),
         "from": GATEWAY_SENDER,
-        "to": [sender],
+        "to": [to],
         "body": {
-            "outcome": "undelivered",
+            "outcome": outcome,
             "reason": reason.value,
             "detail": detail,
             "original_message_id": message_id,

@@ -521,3 +521,42 @@ async def test_a_withdrawn_key_is_refused_at_once(
     assert gone.status == 401
     logged = [e for e in await audit_entries(client, settings) if e["action"] == "key.removed"]
     assert [e["details"]["holder"] for e in logged] == ["cjit-nfk.spoc", NORFOLK]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/v1/directory/CJIT-NFK/people", None),
+    ("GET", "/v1/people/cjit-nfk.spoc", None),
+    ("POST", "/v1/people/cjit-nfk.spoc/keys", "new-key"),
+    ("DELETE", "/v1/people/cjit-nfk.spoc/keys/{spoc_kid}", None),
+    ("POST", "/v1/people/cjit-nfk.spoc/grants", {"role": "org_admin", "reason": "takeover"}),
+    ("POST", "/v1/grants/g-cjit-nfk.spoc-spoc/revoke", {"reason": "takeover"}),
+    ("GET", "/v1/directory/CJIT-NFK/delivery", None),
+    ("POST", "/v1/directory/CJIT-NFK/keys", "new-key"),
+    ("DELETE", "/v1/directory/CJIT-NFK/keys/{system_kid}", None),
+    ("POST", "/v1/directory/CJIT-NFK/people", {"name": "Mallory",
+                                               "email": "mallory@attacker.example"}),
+], ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize("caller", ["pol-sfk-ips.admin", "pol-sfk-ips.ig-lead",
+                                    "police-system", "police-system-claiming-admin"])
+async def test_a_member_agency_cannot_read_or_change_another_organisations_people_or_keys(
+    method: str, path: str, body: Any, caller: str,
+    client: TestClient[Any, Any], settings: Settings,
+) -> None:
+    """Each attempt with the attacker's own valid key, against Norfolk CJIT; none works and
+    Norfolk's people, grants and keys are as they were."""
+    headers = {
+        "police-system": bearer(settings, POLICE),
+        "police-system-claiming-admin": claimed(settings, POLICE, "org_admin"),
+    }.get(caller) or person_bearer(settings, caller)
+    spoc = person_credentials(settings, "cjit-nfk.spoc")
+    system = credentials(settings, NORFOLK)
+    path = path.format(spoc_kid=spoc.private_jwk["kid"], system_kid=system.private_jwk["kid"])
+    if body == "new-key":
+        body = keys.public_jwk(keys.generate())
+    before = table_counts(settings)
+    response = await client.request(method, path, json=body, headers=headers)
+    await assert_refused(response, settings, before)
+    me = await client.get("/v1/me", headers={"Authorization": f"Bearer {spoc.token()}"})
+    assert (await me.json())["roles"] == ["spoc"]
+    assert (await client.get("/v1/inbox", headers={
+        "Authorization": f"Bearer {system.token()}"})).status == 200

@@ -30,6 +30,7 @@ from gateway.channels.outcome import ChannelSender
 from gateway.channels.webhook import WebhookSender
 from gateway.checkpoints import AuditKeys, Checkpointer, pseudonym_key
 from gateway.config import Settings
+from gateway.consent_service import ConsentService
 from gateway.directory import Directory
 from gateway.errors import ConfigurationError
 from gateway.http import openapi
@@ -200,6 +201,9 @@ def create_app(
                 ),
                 policy=policy,
                 consents=consents,
+                consent_withdrawals=ConsentService(
+                    consents, policy, directory_, audit_log, clock
+                ),
                 messages=message_store,
                 notifier=notifier,
                 transport=chosen_transport,
@@ -234,6 +238,10 @@ def create_app(
                     ),
                     settings.expiry_check_s,
                 ),
+                # Another gateway process on the same database may grant, revoke or
+                # withdraw a key: this one follows within the interval, not at its next
+                # own write.
+                Periodic("directory-refresh", directory_.refresh, settings.directory_refresh_s),
             ]
             if mesh is not None:
                 clocks.append(Periodic(

@@ -13,6 +13,7 @@ from gateway.administration import Administration
 from gateway.auth import TokenVerifier
 from gateway.checkpoints import AuditKeys, Checkpointer
 from gateway.config import Settings
+from gateway.consent_service import ConsentService
 from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
 from gateway.policy.service import PolicyService
@@ -37,6 +38,7 @@ class Services:
     relay: OutboxRelay
     policy: PolicyService
     consents: ConsentRepository
+    consent_withdrawals: ConsentService
     audit: AuditRepository
     checkpointer: Checkpointer
     audit_keys: AuditKeys

@@ -476,7 +476,6 @@ class SqliteDirectory(DirectoryRepository):
 
         await self._db.transaction(write)
 
-
     async def set_contact(
         self, code: str, contact: Contact, actor: str, at: datetime, audit: AuditLog
     ) -> None:
@@ -550,15 +549,8 @@ class SqliteDirectory(DirectoryRepository):
         self, person_id: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
     ) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute(
-                "SELECT jwks_json FROM people WHERE id = ?", (person_id,)
-            ).fetchone()
-            if row is None:
+            if _edit_keys(conn, _PERSON_KEYS, person_id, lambda jwks: [*jwks, dict(jwk)]) is None:
                 raise NotFound(f"There is no person {person_id}.")
-            conn.execute(
-                "UPDATE people SET jwks_json = ? WHERE id = ?",
-                (_json([*json.loads(row[0]), dict(jwk)]), person_id),
-            )
             audit.append(conn, AuditEvent(
                 action=AuditAction.PERSON_KEY_ADDED, at=at, actor=actor,
                 details={"person": person_id, "kid": str(jwk.get("kid"))},
@@ -570,15 +562,8 @@ class SqliteDirectory(DirectoryRepository):
         self, org_code: str, jwk: Mapping[str, Any], actor: str, at: datetime, audit: AuditLog
     ) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            row = conn.execute(
-                "SELECT jwks_json FROM organisations WHERE code = ?", (org_code,)
-            ).fetchone()
-            if row is None:
+            if _edit_keys(conn, _SYSTEM_KEYS, org_code, lambda jwks: [*jwks, dict(jwk)]) is None:
                 raise NotFound(f"There is no organisation {org_code}.")
-            conn.execute(
-                "UPDATE organisations SET jwks_json = ?, updated_at = ? WHERE code = ?",
-                (_json([*json.loads(row[0]), dict(jwk)]), _ts(at), org_code),
-            )
             audit.append(conn, AuditEvent(
                 action=AuditAction.SYSTEM_KEY_ADDED, at=at, actor=actor,
                 details={"organisation": org_code, "kid": str(jwk.get("kid"))},
@@ -590,26 +575,18 @@ class SqliteDirectory(DirectoryRepository):
         self, holder: str, kid: str, actor: str, at: datetime, audit: AuditLog
     ) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            for table, column in (("people", "id"), ("organisations", "code")):
-                row = conn.execute(
-                    f"SELECT jwks_json FROM {table} WHERE {column} = ?", (holder,)  # noqa: S608
-                ).fetchone()
-                if row is None:
-                    continue
-                jwks = json.loads(row[0])
-                kept = [k for k in jwks if k.get("kid") != kid]
-                if len(kept) == len(jwks):
-                    break
-                conn.execute(
-                    f"UPDATE {table} SET jwks_json = ? WHERE {column} = ?",  # noqa: S608
-                    (_json(kept), holder),
-                )
-                audit.append(conn, AuditEvent(
-                    action=AuditAction.KEY_REMOVED, at=at, actor=actor,
-                    details={"holder": holder, "kid": kid},
-                ))
-                return
-            raise NotFound(f"{holder} has no key {kid}.")
+            def without(jwks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                return [k for k in jwks if k.get("kid") != kid]
+
+            removed = any(
+                _edit_keys(conn, keys, holder, without) for keys in (_PERSON_KEYS, _SYSTEM_KEYS)
+            )
+            if not removed:
+                raise NotFound(f"{holder} has no key {kid}.")
+            audit.append(conn, AuditEvent(
+                action=AuditAction.KEY_REMOVED, at=at, actor=actor,
+                details={"holder": holder, "kid": kid},
+            ))
 
         await self._db.transaction(write)
 
@@ -717,6 +694,33 @@ class SqliteDirectory(DirectoryRepository):
             return _directory_import(row)
 
         return await self._db.transaction(write)
+
+
+# Where keys are kept: a person's (people.id) and an organisation's systems' (organisations.code).
+_PERSON_KEYS = ("UPDATE people SET jwks_json = ? WHERE id = ?",
+                "SELECT jwks_json FROM people WHERE id = ?")
+_SYSTEM_KEYS = ("UPDATE organisations SET jwks_json = ? WHERE code = ?",
+                "SELECT jwks_json FROM organisations WHERE code = ?")
+
+
+def _edit_keys(
+    conn: sqlite3.Connection,
+    statements: tuple[str, str],
+    holder: str,
+    edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+) -> bool | None:
+    """Apply ``edit`` to a holder's JWKs: None if there is no such holder, else whether the
+    keys changed (and were written)."""
+    update, select = statements
+    row = conn.execute(select, (holder,)).fetchone()
+    if row is None:
+        return None
+    jwks = json.loads(row[0])
+    edited = edit(jwks)
+    if edited == jwks:
+        return False
+    conn.execute(update, (_json(edited), holder))
+    return True
 
 
 def _grant(row: tuple[Any, ...]) -> Grant:
@@ -1668,18 +1672,22 @@ def _consent_shares(conn: sqlite3.Connection, record: ConsentRecord) -> list[Con
         (record.id, keys.name_dob, keys.pnc),
     ).fetchall()
     shares = []
+    # The person's records, read once per way the messages name them (usually one).
+    records_by_keys: dict[SubjectKeys, tuple[ConsentRecord, ...]] = {}
     for (message_id, recipient, decision, named, sender, document, pnc, name_dob, seq,
          acknowledged_at, closed_at) in rows:
         message_keys = SubjectKeys(pnc=pnc, name_dob=name_dob)
         if closed_at is not None or (named is None and not record.matches(message_keys)):
             continue
+        if message_keys not in records_by_keys:
+            records_by_keys[message_keys] = tuple(_matching_consents(conn, message_keys))
         state = (ShareState.UNDELIVERED if seq is None
                  else ShareState.UNREAD if acknowledged_at is None
                  else ShareState.ACKNOWLEDGED)
         shares.append(ConsentShare(
             message_id=message_id, recipient=recipient, sender=sender,
             document=json.loads(document), decision=_decision_from_json(decision),
-            state=state, records=tuple(_matching_consents(conn, message_keys)),
+            state=state, records=records_by_keys[message_keys],
             consent_record=named,
         ))
     return shares

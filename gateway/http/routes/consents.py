@@ -20,7 +20,6 @@ from gateway.consent import (
     normal_pnc,
     purposes_of,
 )
-from gateway.consent_service import ConsentService
 from gateway.errors import InvalidMessage, MalformedRequest, NotFound, Violation
 from gateway.http.body import read_json
 from gateway.http.consultation import consulted
@@ -155,9 +154,9 @@ async def withdraw_consent(request: web.Request) -> web.Response:
             f"Say why the consent is withdrawn: {{'reason': '…'}}, 1 to {MAX_REASON_CHARS} "
             "characters."
         )
-    withdrawal = await ConsentService(
-        services.consents, services.policy, services.directory, services.audit, services.clock,
-    ).withdraw(consent_id, principal.actor, reason.strip())
+    withdrawal = await services.consent_withdrawals.withdraw(
+        consent_id, principal.actor, reason.strip()
+    )
     for share in withdrawal.shares:
         if share.outcome is ShareOutcome.STOPPED:
             services.notifier.notify(share.sender)
