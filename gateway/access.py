@@ -192,27 +192,63 @@ def check_consent_withdrawal(
 
 SENDING_RULES: Mapping[MessageType, Mapping[OrgKind, frozenset[OrgKind]]] = {
     MessageType.RA1_NOTICE: {OrgKind.POLICE: frozenset({OrgKind.CJIT})},
-    MessageType.RA2_VARIATION: {OrgKind.POLICE: frozenset({OrgKind.CJIT})},
+    # H 4.6.1: the police copy a variation to the CJIT; a CJIT that rearranges tells the
+    # CJIT running the appointment, and the police only where local arrangements say so.
+    MessageType.RA2_VARIATION: {
+        OrgKind.POLICE: frozenset({OrgKind.CJIT}),
+        OrgKind.CJIT: frozenset({OrgKind.CJIT, OrgKind.POLICE}),
+    },
     MessageType.DIR_TRANSFER: {OrgKind.CJIT: frozenset({OrgKind.CJIT})},
     MessageType.DIR_ACCEPTANCE: {OrgKind.CJIT: frozenset({OrgKind.CJIT})},
+    # H 2.5 both ways; H 4.1: on release under licence probation takes over, so the CARAT
+    # team tells the offender manager too.
     MessageType.CARAT_REFERRAL: {
         OrgKind.CJIT: frozenset({OrgKind.CARAT}),
-        OrgKind.CARAT: frozenset({OrgKind.CJIT}),
+        OrgKind.CARAT: frozenset({OrgKind.CJIT, OrgKind.PROBATION}),
     },
     MessageType.COURT_OUTCOME: {
         OrgKind.COURT: frozenset({OrgKind.CJIT, OrgKind.PROBATION, OrgKind.CARAT}),
     },
+    # H 4.1.2 "police/partnership": PPO/IOM schemes are the partnership's (H 2.7).
     MessageType.DISENGAGEMENT_ALERT: {
-        OrgKind.CJIT: frozenset({OrgKind.POLICE, OrgKind.PROBATION}),
+        OrgKind.CJIT: frozenset({OrgKind.POLICE, OrgKind.PROBATION, OrgKind.PPO_IOM}),
     },
     # H 4.7.1: a person already on a DRR is reported to probation, not followed up.
     MessageType.ASSESSMENT_OUTCOME: {OrgKind.CJIT: frozenset({OrgKind.PROBATION})},
+    # IPAE2, H 4.9.2: police refer a person who wants help to the CJIT.
+    MessageType.PROACTIVE_REFERRAL: {OrgKind.POLICE: frozenset({OrgKind.CJIT})},
+    # H 4.1.1: a conditional caution with a DIP condition is the police's disposal.
+    MessageType.CONDITIONAL_CAUTION_NOTICE: {OrgKind.POLICE: frozenset({OrgKind.CJIT})},
+    # Com 5a, Com 5b (4): probation tells the CJIT how the DRR goes and when it ends.
+    MessageType.DRR_PROGRESS: {OrgKind.PROBATION: frozenset({OrgKind.CJIT})},
+    # H 2.6, 4.1.3: probation asks, the CJIT answers, before sentence.
+    MessageType.DRR_SUITABILITY: {
+        OrgKind.PROBATION: frozenset({OrgKind.CJIT}),
+        OrgKind.CJIT: frozenset({OrgKind.PROBATION}),
+    },
+    # H 4.1.3 note: the CJIT of residence asks the CJIT by the prison to meet the person.
+    MessageType.GATE_PICKUP: {OrgKind.CJIT: frozenset({OrgKind.CJIT})},
+    # H 4.2 ¶2: CJITs, the CPS and courts share what compliance needs.
+    MessageType.COMPLIANCE_REPORT: {OrgKind.CJIT: frozenset({OrgKind.COURT, OrgKind.CPS})},
+    # H 2.7, Com 5b (8): a case moves to a PPO or IOM scheme.
+    MessageType.PPO_NOMINATION: {OrgKind.CJIT: frozenset({OrgKind.PPO_IOM})},
+    # Com 4, Com 5b (7): a case moves to community treatment.
+    MessageType.TREATMENT_REFERRAL: {OrgKind.CJIT: frozenset({OrgKind.TREATMENT_PROVIDER})},
 }
 
-# A CJIT refers a person into custody; the prison's CARAT team notifies release (H 2.5).
-CARAT_REFERRAL_DIRECTION: Mapping[OrgKind, str] = {
-    OrgKind.CJIT: "into_custody",
-    OrgKind.CARAT: "release",
+# Where two kinds of organisation send one type in opposite directions, the body says
+# which (type -> body field -> the values each sending kind may give): a CJIT refers a
+# person into custody and the prison's CARAT team notifies release (H 2.5); probation asks
+# about DRR suitability and the CJIT answers (H 2.6); a CJIT's own RA2 says the CJIT
+# varied the arrangements, while the police may send one for arrangements either of them
+# made (H 4.6.1).
+SENDER_STATES: Mapping[MessageType, tuple[str, Mapping[OrgKind, frozenset[str]]]] = {
+    MessageType.CARAT_REFERRAL: ("direction", {
+        OrgKind.CJIT: frozenset({"into_custody"}), OrgKind.CARAT: frozenset({"release"})}),
+    MessageType.RA2_VARIATION: ("varied_by", {
+        OrgKind.POLICE: frozenset({"police", "cjit"}), OrgKind.CJIT: frozenset({"cjit"})}),
+    MessageType.DRR_SUITABILITY: ("direction", {
+        OrgKind.PROBATION: frozenset({"request"}), OrgKind.CJIT: frozenset({"assessment"})}),
 }
 
 
@@ -248,10 +284,15 @@ def check_recipients(
 
 
 def check_body_rules(sender: Organisation, message_type: MessageType, body: object) -> None:
-    if message_type is MessageType.CARAT_REFERRAL and isinstance(body, dict):
-        expected = CARAT_REFERRAL_DIRECTION.get(sender.kind)
-        if body.get("direction") != expected:
-            raise AccessDenied(
-                f"A {sender.kind.value} organisation sends carat_referral messages only with "
-                f"direction {expected!r}."
-            )
+    """The body must say what the sender's kind does with this type (``SENDER_STATES``)."""
+    rule = SENDER_STATES.get(message_type)
+    if rule is None or not isinstance(body, dict):
+        return
+    field, by_kind = rule
+    allowed = by_kind.get(sender.kind, frozenset())
+    if body.get(field) not in allowed:
+        values = " or ".join(repr(v) for v in sorted(allowed))
+        raise AccessDenied(
+            f"A {sender.kind.value} organisation sends {message_type.value} messages only "
+            f"with {field} {values}."
+        )

@@ -48,6 +48,9 @@ _NOUN = {
     OrgKind.CARAT: "CARAT team",
     OrgKind.PROBATION: "probation provider",
     OrgKind.COURT: "court",
+    OrgKind.CPS: "CPS office",
+    OrgKind.PPO_IOM: "PPO/IOM scheme",
+    OrgKind.TREATMENT_PROVIDER: "treatment provider",
     OrgKind.OVERSIGHT: "oversight body",
     OrgKind.OPERATOR: "operator",
 }
@@ -61,7 +64,8 @@ def contradictions(
     Codes in ``to`` that the directory does not hold are left to ``gateway.routing``.
     """
     orgs = {o.code: o for o in organisations}
-    named = namings(envelope.type.value, envelope.document["body"], orgs, known)
+    named = namings(envelope.type.value, envelope.document["body"], orgs, known,
+                    envelope.sender)
     found = [
         violation
         for naming in named

@@ -84,6 +84,23 @@ DEMO_ORGANISATIONS: tuple[Organisation, ...] = (
         "CRT-NOR-CC", OrgKind.COURT, "Norwich Crown Court", "Norfolk",
         Contact("Court DIP liaison", "01603 000 502", "listing@norwich-cc.example"),
     ),
+    Organisation(
+        "CPS-EOE", OrgKind.CPS, "Crown Prosecution Service — East of England", "East of England",
+        Contact("DIP liaison prosecutor", "01223 000 601", "dip@cps-eoe.example",
+                "dip@cps-eoe.secure.example"),
+    ),
+    Organisation(
+        "IOM-NFK", OrgKind.PPO_IOM, "Norfolk Integrated Offender Management (PPO) scheme",
+        "Norfolk",
+        Contact("IOM coordinator", "01603 000 701", "iom@norfolk-iom.example",
+                "iom@norfolk-iom.secure.example"),
+    ),
+    Organisation(
+        "TRT-SFK", OrgKind.TREATMENT_PROVIDER, "Suffolk community drug and alcohol service",
+        "Suffolk",
+        Contact("Referrals coordinator", "01473 000 801", "referrals@suffolk-cdas.example",
+                "referrals@suffolk-cdas.secure.example"),
+    ),
 )
 
 

@@ -12,22 +12,29 @@ from typing import Any
 
 
 class OrgKind(StrEnum):
-    """What an organisation is. The first five are the programme's agencies, which send and
-    receive messages; an oversight body (the programme's audit and assurance function, or a
-    regulator) reads the audit log; the operator is the national team running the gateway."""
+    """What an organisation is. The first eight are the programme's agencies, which send and
+    receive messages: the five of DOMAIN.md, the Crown Prosecution Service (H 4.2 ¶2 names
+    it beside the courts), PPO and Integrated Offender Management schemes (H 2.7, Com 5b)
+    and community treatment providers (Com 4, H 4.1.3). An oversight body (the programme's
+    audit and assurance function, or a regulator) reads the audit log; the operator is the
+    national team running the gateway."""
 
     POLICE = "police"
     CJIT = "cjit"
     CARAT = "carat"
     PROBATION = "probation"
     COURT = "court"
+    CPS = "cps"
+    PPO_IOM = "ppo_iom"
+    TREATMENT_PROVIDER = "treatment_provider"
     OVERSIGHT = "oversight"
     OPERATOR = "operator"
 
 
-# The agencies that exchange messages (DOMAIN.md); only these appear in policies and imports.
+# The agencies that exchange messages; only these appear in policies and imports.
 AGENCY_KINDS = frozenset(
-    {OrgKind.POLICE, OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION, OrgKind.COURT}
+    {OrgKind.POLICE, OrgKind.CJIT, OrgKind.CARAT, OrgKind.PROBATION, OrgKind.COURT,
+     OrgKind.CPS, OrgKind.PPO_IOM, OrgKind.TREATMENT_PROVIDER}
 )
 
 
@@ -52,6 +59,15 @@ class MessageType(StrEnum):
     COURT_OUTCOME = "court_outcome"
     DISENGAGEMENT_ALERT = "disengagement_alert"
     ASSESSMENT_OUTCOME = "assessment_outcome"
+    # Flows of the handbook added by issue 11 (docs/handbook-coverage.md says where each is).
+    PROACTIVE_REFERRAL = "proactive_referral"
+    CONDITIONAL_CAUTION_NOTICE = "conditional_caution_notice"
+    DRR_PROGRESS = "drr_progress"
+    DRR_SUITABILITY = "drr_suitability"
+    GATE_PICKUP = "gate_pickup"
+    COMPLIANCE_REPORT = "compliance_report"
+    PPO_NOMINATION = "ppo_nomination"
+    TREATMENT_REFERRAL = "treatment_referral"
 
 
 class Route(StrEnum):

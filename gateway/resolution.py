@@ -13,7 +13,7 @@ namings.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.consent import SubjectKeys, same_person
@@ -46,6 +46,12 @@ _CJIT_TAKING_ON = {
     MessageType.DIR_ACCEPTANCE.value: "sender",
     MessageType.ASSESSMENT_OUTCOME.value: "sender",
     MessageType.DISENGAGEMENT_ALERT.value: "sender",
+    MessageType.PROACTIVE_REFERRAL.value: "recipient",
+    MessageType.CONDITIONAL_CAUTION_NOTICE.value: "recipient",
+    MessageType.DRR_PROGRESS.value: "recipient",
+    MessageType.COMPLIANCE_REPORT.value: "sender",
+    MessageType.PPO_NOMINATION.value: "sender",
+    MessageType.TREATMENT_REFERRAL.value: "sender",
 }
 
 
@@ -83,6 +89,8 @@ def related_ids(message_type: str, body: Mapping[str, Any]) -> list[str]:
 _RELATED_FIELD = {
     MessageType.DIR_ACCEPTANCE.value: "dir_transfer_message_id",
     MessageType.DISENGAGEMENT_ALERT.value: "related_message_id",
+    MessageType.GATE_PICKUP.value: "request_message_id",
+    MessageType.DRR_SUITABILITY.value: "request_message_id",
 }
 
 
@@ -91,6 +99,7 @@ def resolve(
     body: Mapping[str, Any],
     organisations: Sequence[Organisation],
     known: Known,
+    sender: str | None = None,
 ) -> list[Resolved]:
     """The recipients of a message that omits ``to``: the CJIT managing the person (court
     outcomes only), then every organisation the body names that must receive it, as long
@@ -101,7 +110,7 @@ def resolve(
         managing = orgs.get(known.managing_cjit or "")
         if managing is not None and managing.kind is OrgKind.CJIT:
             found.append(Resolved(managing.code, _MANAGING_CJIT))
-    for naming in namings(message_type, body, orgs, known):
+    for naming in namings(message_type, body, orgs, known, sender):
         org = orgs.get(naming.code)
         if naming.required and org is not None and org.kind is naming.kind:
             found.append(Resolved(naming.code, naming.how))
@@ -141,14 +150,18 @@ def namings(
     body: Mapping[str, Any],
     organisations: Mapping[str, Organisation],
     known: Known,
+    sender: str | None = None,
 ) -> list[Naming]:
     """Every organisation ``body`` names as a recipient of a ``message_type`` message.
 
     The one place that says which body field names whom: ``resolve`` addresses a message
-    from it, and ``gateway.consistency`` holds an addressed message to it.
+    from it, and ``gateway.consistency`` holds an addressed message to it. The sender
+    never has to send to itself: a CJIT that rearranges its own appointment (RA2 by a CJIT,
+    H 4.6.1) is named by the body but is not a required recipient.
     """
     rule = _NAMINGS.get(message_type)
-    return rule(body, organisations, known) if rule else []
+    found = rule(body, organisations, known) if rule else []
+    return [replace(n, required=False) if n.code == sender else n for n in found]
 
 
 def _get(body: Mapping[str, Any], *path: str) -> Any:
@@ -210,7 +223,12 @@ def _acceptance(
 
 def _carat(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
     if body.get("direction") == "release":
-        return _literal(
+        supervised = _literal(
+            body, ("offender_manager", "organisation"), OrgKind.PROBATION,
+            "the probation provider of the offender manager supervising the licence (H 4.1)",
+            required=False,
+        ) if body.get("statutory_supervision") is True else []
+        return supervised + _literal(
             body, ("community_appointment", "organisation"), OrgKind.CJIT,
             "the CJIT running the community appointment after release (H 2.5)",
         ) + _literal(
@@ -233,12 +251,78 @@ def _alert(
     body: Mapping[str, Any], orgs: Mapping[str, Organisation], known: Known
 ) -> list[Naming]:
     return _sender_of(body, "related_message_id", orgs, known, OrgKind.POLICE,
-                      "the police force that issued the required assessment (H 4.1.2)")
+                      "the police force that issued the required assessment or conditional "
+                      "caution (H 4.1.2)")
 
 
 def _outcome(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
     return _literal(body, ("drr", "supervising_officer", "organisation"), OrgKind.PROBATION,
                     "the probation provider supervising the person's DRR (H 2.6, 4.7.1)")
+
+
+def _proactive_referral(
+    body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known
+) -> list[Naming]:
+    return _literal(body, ("cjit",), OrgKind.CJIT,
+                    "the CJIT the police refer the person to (IPAE2, H 4.9.2)")
+
+
+def _caution(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    # As for an RA1, the police may copy the CJIT of the area of arrest too (H 4.1.1).
+    return _literal(body, ("dip_condition", "appointment", "organisation"), OrgKind.CJIT,
+                    "the CJIT running the conditional caution's DIP appointment (H 4.1.1)",
+                    sole=False)
+
+
+def _drr_progress(
+    body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known
+) -> list[Naming]:
+    return _literal(body, ("cjit",), OrgKind.CJIT,
+                    "the CJIT that held the case before the DRR and takes it back "
+                    "(H 4.11.5a, 4.11.5b)")
+
+
+def _suitability(
+    body: Mapping[str, Any], orgs: Mapping[str, Organisation], known: Known
+) -> list[Naming]:
+    if body.get("direction") == "request":
+        return _literal(body, ("cjit",), OrgKind.CJIT,
+                        "the CJIT probation asks about DRR suitability (H 2.6)")
+    named = _literal(body, ("probation_provider",), OrgKind.PROBATION,
+                     "the probation provider assessing DRR suitability (H 2.6, 4.1.3)")
+    asked_by = _sender_of(body, "request_message_id", orgs, known, OrgKind.PROBATION,
+                          "the probation provider whose request this answers (H 2.6)")
+    return named + [n for n in asked_by if n.code not in {m.code for m in named}]
+
+
+def _gate_pickup(
+    body: Mapping[str, Any], orgs: Mapping[str, Organisation], known: Known
+) -> list[Naming]:
+    if body.get("stage") == "request":
+        return _literal(body, ("asked_cjit",), OrgKind.CJIT,
+                        "the CJIT asked to meet the person at the prison gate (H 4.1.3)")
+    return _sender_of(body, "request_message_id", orgs, known, OrgKind.CJIT,
+                      "the CJIT whose gate pick-up request this answers (H 4.1.3)")
+
+
+def _compliance(
+    body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known
+) -> list[Naming]:
+    # Either may be told, or both (H 4.2 ¶2); no court or CPS office the body does not name.
+    return _literal(body, ("hearing", "court"), OrgKind.COURT,
+                    "the court hearing the case (H 4.2)", required=False) + _literal(
+        body, ("cps_office",), OrgKind.CPS,
+        "the CPS office prosecuting the case (H 4.2)", required=False)
+
+
+def _ppo(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    return _literal(body, ("scheme",), OrgKind.PPO_IOM,
+                    "the PPO or IOM scheme the person is nominated to (H 2.7, 4.11.5b)")
+
+
+def _treatment(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    return _literal(body, ("provider",), OrgKind.TREATMENT_PROVIDER,
+                    "the treatment provider the person is referred to (H 4.11.4, 4.11.5b)")
 
 
 _NAMINGS: Mapping[
@@ -252,4 +336,12 @@ _NAMINGS: Mapping[
     MessageType.COURT_OUTCOME.value: _court,
     MessageType.DISENGAGEMENT_ALERT.value: _alert,
     MessageType.ASSESSMENT_OUTCOME.value: _outcome,
+    MessageType.PROACTIVE_REFERRAL.value: _proactive_referral,
+    MessageType.CONDITIONAL_CAUTION_NOTICE.value: _caution,
+    MessageType.DRR_PROGRESS.value: _drr_progress,
+    MessageType.DRR_SUITABILITY.value: _suitability,
+    MessageType.GATE_PICKUP.value: _gate_pickup,
+    MessageType.COMPLIANCE_REPORT.value: _compliance,
+    MessageType.PPO_NOMINATION.value: _ppo,
+    MessageType.TREATMENT_REFERRAL.value: _treatment,
 }

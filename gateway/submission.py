@@ -101,7 +101,8 @@ class SubmissionService:
         self, envelope: Envelope, organisations: list[Organisation], known: Known
     ) -> tuple[Envelope, dict[str, str]]:
         """Address a message that names no recipient, recording how each was found."""
-        found = resolve(envelope.type.value, envelope.document["body"], organisations, known)
+        found = resolve(envelope.type.value, envelope.document["body"], organisations, known,
+                        envelope.sender)
         if not found:
             raise InvalidMessage([Violation(
                 "/to",

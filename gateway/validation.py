@@ -416,6 +416,10 @@ def _describe(error: ValidationError, kind: Any, value: Any) -> str:
         return "Must be a single value or a list of values, each of the accepted kind."
     if kind == "uniqueItems":
         return "Must not list the same item twice."
+    if kind == "contains" and isinstance(value, dict) and "enum" in value:
+        # An Annex E-style rule: the list needs one item of a named set (H 4.9.2).
+        shown = ", ".join(repr(v) for v in value["enum"][:12])
+        return f"Must list at least one of {shown}."
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         relation = {
             "minimum": "at least",

@@ -55,6 +55,18 @@ ALERT = "disengagement_alert/valid-statutory-failed-to-attend-initial.json"
 DRR = "assessment_outcome/valid-drr-written-consent-suffolk.json"
 NOT_ON_DRR = ("assessment_outcome/"
               "refused-not-on-drr-enforcement-failed-to-engage-cambridgeshire.json")
+RA2_BY_CJIT = "ra2_variation/valid-cjit-rearranged-copied-to-police.json"
+REFERRAL = "proactive_referral/valid-negative-test-worker-told-in-custody-suffolk.json"
+CAUTION = "conditional_caution_notice/valid-enforcement-suffolk-attend-initial-assessment.json"
+PROGRESS = "drr_progress/valid-completed-referred-back-to-suffolk-cjit.json"
+SUITABILITY_ASKED = "drr_suitability/valid-request-probation-to-suffolk.json"
+SUITABILITY = "drr_suitability/valid-assessment-suffolk-suitable-prescribing-started.json"
+PICKUP = "gate_pickup/valid-request-suffolk-asks-norfolk-hmp-norwich.json"
+PICKUP_ANSWER = "gate_pickup/valid-accepted-norfolk-worker-meets-at-gate.json"
+COMPLIANCE = "compliance_report/valid-conditional-caution-cps-and-court-cambridgeshire.json"
+NOMINATION = "ppo_nomination/valid-iom-cohort-review-suffolk-resident.json"
+TREATMENT = "treatment_referral/valid-tier3-structured-treatment-with-prescribing.json"
+LICENCE = "carat_referral/valid-release-on-licence-to-probation.json"
 
 
 def document(example: str, to: list[str] | None = None, **body: Any) -> dict[str, Any]:
@@ -73,7 +85,8 @@ def document(example: str, to: list[str] | None = None, **body: Any) -> dict[str
 def related(example: str, sender: str) -> dict[str, str]:
     """The gateway's records: the message the example's body refers to came from sender."""
     body = load(EXAMPLES / example)["body"]
-    ref = body.get("dir_transfer_message_id") or body["related_message_id"]
+    ref = (body.get("dir_transfer_message_id") or body.get("request_message_id")
+           or body["related_message_id"])
     return {ref.lower(): sender}
 
 
@@ -163,6 +176,53 @@ TABLE: list[tuple[str, dict[str, Any], dict[str, str], list[str]]] = [
     ("drr outcome to another provider", document(DRR, ["PRB-LDN"]), {},
      ["/body/drr/supervising_officer/organisation", "/to/0"]),
     ("outcome for a person on no DRR", document(NOT_ON_DRR, ["PRB-LDN"]), {}, []),
+    # RA2 by a CJIT for its own appointment: it need not send to itself (H 4.6.1).
+    ("cjit ra2 of its own appointment to police", document(RA2_BY_CJIT), {}, []),
+    # Release on licence: the offender manager's provider may be told, no other (H 4.1).
+    ("licence release to the offender manager", document(LICENCE), {}, []),
+    ("licence release to another provider", document(LICENCE, ["CJIT-NFK", "PRB-LDN"]), {},
+     ["/to/1"]),
+    # Police referral into proactive engagement: its CJIT and no other (IPAE2).
+    ("referral to its CJIT", document(REFERRAL), {}, []),
+    ("referral to another CJIT", document(REFERRAL, ["CJIT-NFK"]), {},
+     ["/body/cjit", "/to/0"]),
+    # Conditional caution: the CJIT running the DIP appointment; the local CJIT may be copied.
+    ("caution to its CJIT and another", document(CAUTION, ["CJIT-SFK", "CJIT-NFK"]), {}, []),
+    ("caution without its CJIT", document(CAUTION, ["CJIT-NFK"]), {},
+     ["/body/dip_condition/appointment/organisation"]),
+    # DRR progress: the CJIT that takes the case back (Com 5b (4)).
+    ("drr progress to its CJIT", document(PROGRESS), {}, []),
+    ("drr progress to another CJIT", document(PROGRESS, ["CJIT-CAM"]), {},
+     ["/body/cjit", "/to/0"]),
+    # DRR suitability: the CJIT asked; the provider assessing, and the one that asked (H 2.6).
+    ("suitability request to its CJIT", document(SUITABILITY_ASKED), {}, []),
+    ("suitability request to another CJIT", document(SUITABILITY_ASKED, ["CJIT-NFK"]), {},
+     ["/body/cjit", "/to/0"]),
+    ("suitability assessment to its provider", document(SUITABILITY),
+     related(SUITABILITY, "PRB-EOE"), []),
+    ("suitability assessment to another provider", document(SUITABILITY, ["PRB-LDN"]), {},
+     ["/body/probation_provider", "/to/0"]),
+    ("suitability assessment asked by another provider", document(SUITABILITY),
+     related(SUITABILITY, "PRB-LDN"), ["/body/request_message_id"]),
+    # Gate pick-up: the CJIT asked, and the answer to the CJIT that asked (H 4.1.3 note).
+    ("pickup request to the CJIT asked", document(PICKUP), {}, []),
+    ("pickup request to another CJIT", document(PICKUP, ["CJIT-CAM"]), {},
+     ["/body/asked_cjit", "/to/0"]),
+    ("pickup answer to the CJIT that asked", document(PICKUP_ANSWER),
+     related(PICKUP_ANSWER, "CJIT-SFK"), []),
+    ("pickup answer to another CJIT", document(PICKUP_ANSWER, ["CJIT-CAM"]),
+     related(PICKUP_ANSWER, "CJIT-SFK"), ["/body/request_message_id", "/to/0"]),
+    # Compliance report: its hearing's court and its CPS office, either or both (H 4.2).
+    ("compliance to its CPS office only", document(COMPLIANCE, ["CPS-EOE"]), {}, []),
+    ("compliance to another court", document(COMPLIANCE, ["CRT-NOR-CC"]), {}, ["/to/0"]),
+    # PPO nomination and treatment referral: the scheme, the provider (H 2.7, 4.11.4).
+    ("nomination to its scheme", document(NOMINATION), {}, []),
+    ("nomination naming an unknown scheme", document(NOMINATION, scheme="IOM-ZZZ"), {},
+     ["/body/scheme", "/to/0"]),
+    ("treatment referral to its provider", document(TREATMENT), {}, []),
+    ("treatment referral naming a CJIT as provider",
+     document(TREATMENT, ["TRT-SFK"], provider="CJIT-NFK"), {},
+     ["/body/provider", "/to/0"]),
 ]
 
 
@@ -191,7 +251,8 @@ SPECS: list[tuple[str, dict[str, str], set[str], dict[OrgKind, set[str]]]] = [
     (DIR, {}, {"CJIT-NFK"}, {OrgKind.CJIT: {"CJIT-NFK"}}),
     (ACCEPTED, related(ACCEPTED, "CJIT-CAM"), {"CJIT-CAM"}, {OrgKind.CJIT: {"CJIT-CAM"}}),
     (INTO, {}, {"CARAT-NWI"}, {OrgKind.CARAT: {"CARAT-NWI"}}),
-    (GATE, {}, {"CJIT-SFK"}, {OrgKind.CJIT: {"CJIT-SFK"}}),
+    # Released on licence: the offender manager's provider may be told, no other (H 4.1).
+    (GATE, {}, {"CJIT-SFK"}, {OrgKind.CJIT: {"CJIT-SFK"}, OrgKind.PROBATION: {"PRB-EOE"}}),
     (CUSTODIAL, {}, {"CARAT-NWI", "PRB-EOE"},
      {OrgKind.CARAT: {"CARAT-NWI"}, OrgKind.PROBATION: {"PRB-EOE"}}),
     (ALERT, related(ALERT, "POL-NFK-NOR"), {"POL-NFK-NOR"}, {OrgKind.POLICE: {"POL-NFK-NOR"}}),
@@ -295,17 +356,31 @@ async def test_alert_to_a_force_other_than_the_one_whose_ra_it_follows_is_refuse
 SCHEMAS = SchemaSet.load(ROOT / "schemas")
 
 
+PROACTIVE_ONLY_EVENTS = frozenset({"refused_assessment", "failed_to_attend_additional_appointment",
+                                   "refused_additional_appointment",
+                                   "refused_further_intervention"})
+
+
 @given(st.sampled_from(example_files("valid*.json")),
        st.sampled_from(["enforcement", "proactive_engagement"]), st.booleans())
 def test_a_proactive_alert_may_not_be_statutory(path: Path, route: str, statutory: bool) -> None:
-    """Any valid example on either route stays valid, except a proactive alert that says
-    it is statutory, refused at /body/statutory."""
+    """Any valid example on either route stays valid, except what the route rules out: a
+    proactive alert, or an alert for a proactive-only event, that says it is statutory
+    (/body/statutory); a proactive-only event on the enforcement route (/body/event); a
+    police referral into proactive engagement on the enforcement route (/route)."""
     doc = load(path)
     doc["route"] = route
+    expected = []
+    if doc["type"] == "proactive_referral" and route == "enforcement":
+        expected.append("/route")
     if doc["type"] == "disengagement_alert":
         doc["body"]["statutory"] = statutory
-    wrong = doc["type"] == "disengagement_alert" and route == "proactive_engagement" and statutory
-    assert [v.pointer for v in SCHEMAS.violations(doc)] == (["/body/statutory"] if wrong else [])
+        proactive_only = doc["body"]["event"] in PROACTIVE_ONLY_EVENTS
+        if proactive_only and route == "enforcement":
+            expected.append("/body/event")
+        if statutory and (route == "proactive_engagement" or proactive_only):
+            expected.append("/body/statutory")
+    assert [v.pointer for v in SCHEMAS.violations(doc)] == sorted(expected)
 
 
 async def test_proactive_statutory_alert_is_refused_over_http(

@@ -30,6 +30,10 @@ FACT_SOURCES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "statutory": {"disengagement_alert": ("statutory",)},
     "court_outcome": {"court_outcome": ("outcome",)},
     "carat_direction": {"carat_referral": ("direction",)},
+    "statutory_supervision": {"carat_referral": ("statutory_supervision",)},
+    "drr_event": {"drr_progress": ("event",)},
+    "suitability_direction": {"drr_suitability": ("direction",)},
+    "gate_pickup_stage": {"gate_pickup": ("stage",)},
     "assessment_outcome": {"assessment_outcome": ("outcome",)},
     "dir_acceptance_outcome": {"dir_acceptance": ("outcome",)},
 }
@@ -55,16 +59,27 @@ class Purpose(StrEnum):
     """Why a message is shared: the small, fixed vocabulary consents and rules name."""
 
     # Steps of the criminal-justice process the agencies must tell each other about: the
-    # required-assessment notices (H 4.6.1 vii, RA2) and court results (H 3.3, 4.1).
+    # required-assessment notices (H 4.6.1 vii, RA2), court results (H 3.3, 4.1) and a
+    # conditional caution's DIP condition (H 4.1.1).
     STATUTORY_REPORTING = "statutory_reporting"
-    # Moving a case between services so care continues: referral, DIR transfer and its
-    # answer, prison throughcare (H 2.5, 4.1.3, 4.2 "continuity of care", 4.7.4, 4.10.6).
+    # Moving a case between services so care continues: the police's referral on the
+    # proactive route (IPAE2), DIR transfer and its answer, prison throughcare and gate
+    # pick-up (H 2.5, 4.1.3, 4.2 "continuity of care", 4.7.4, 4.9.2, 4.10.6).
     CARE_COORDINATION = "care_coordination"
-    # Clinical content for treatment itself: an assessment's findings (H 4.7).
+    # Clinical content for treatment itself: an assessment's findings (H 4.7), a referral
+    # to a treatment provider (H 4.11.4, 4.11.5b (7)).
     CLINICAL_CARE = "clinical_care"
-    # Reporting to probation or a court on a person's order: DRR/court progress, the
-    # outcome of an initial assessment for a person on a DRR (H 4.7.1, 4.11.5a).
+    # Reporting on a person's court order between probation and the CJIT: DRR progress,
+    # completion and breach, the outcome of an initial assessment for a person on a DRR
+    # (H 4.7.1, 4.11.5a, 4.11.5b).
     COMPLIANCE_REPORTING = "compliance_reporting"
+    # Telling probation, a court or the CPS how a person engages and complies, so they can
+    # decide on bail, sentence or a DRR: pre-sentence DRR suitability, compliance reports
+    # (H 2.6, 3.3, 4.1.3, 4.2 ¶2).
+    COURT_LIAISON = "court_liaison"
+    # Selecting and managing a person in a PPO or Integrated Offender Management scheme
+    # (H 2.7, H 4.11.5b (8)).
+    OFFENDER_MANAGEMENT = "offender_management"
     # Telling partners a person failed to engage or disengaged, so they can follow up
     # (H 4.1.2, 4.1.3, 4.10.2, 4.11.3).
     ENGAGEMENT_FOLLOWUP = "engagement_followup"
@@ -80,6 +95,14 @@ PURPOSES: Mapping[str, Purpose] = {
     "carat_referral": Purpose.CARE_COORDINATION,
     "disengagement_alert": Purpose.ENGAGEMENT_FOLLOWUP,
     "assessment_outcome": Purpose.CLINICAL_CARE,
+    "proactive_referral": Purpose.CARE_COORDINATION,
+    "conditional_caution_notice": Purpose.STATUTORY_REPORTING,
+    "drr_progress": Purpose.COMPLIANCE_REPORTING,
+    "drr_suitability": Purpose.COURT_LIAISON,
+    "gate_pickup": Purpose.CARE_COORDINATION,
+    "compliance_report": Purpose.COURT_LIAISON,
+    "ppo_nomination": Purpose.OFFENDER_MANAGEMENT,
+    "treatment_referral": Purpose.CLINICAL_CARE,
 }
 
 # Where a fact changes the purpose: (type, fact, value) -> purpose. An assessment outcome
