@@ -33,7 +33,8 @@ Reception list only: ``custody_status`` * (remand or sentenced), ``sentence_leng
 
 Release list only: ``release_date`` *, ``release_type`` (end_of_sentence, licence,
 home_detention_curfew, bail, remand_ended), ``statutory_supervision`` (yes/no),
-``offender_manager_name``, ``_role``, ``_phone``, ``_email``;
+``offender_manager_name``, ``_role``, ``_phone``, ``_email``, ``_organisation`` (the
+probation provider's directory code, e.g. PRB-EOE; needed with statutory supervision, H 4.1);
 ``appointment_at`` *, ``appointment_place`` *, ``appointment_address`` *,
 ``appointment_postcode``, ``appointment_cjit`` * — the first appointment with the CJIT;
 ``gate_pickup_requested`` * (yes/no), ``gate_pickup_by``.
@@ -123,6 +124,9 @@ RELEASE_COLUMNS: tuple[Column, ...] = (
     Column("statutory_supervision", "yes or no", pointer="/body/statutory_supervision"),
     *shared.contact_columns("offender_manager", "probation offender manager",
                             "/body/offender_manager"),
+    Column("offender_manager_organisation",
+           "directory code of the probation provider supervising the licence, e.g. PRB-EOE",
+           pointer="/body/offender_manager/organisation"),
     *(Column(c.name, c.meaning, c.name in {"appointment_at", "appointment_place",
                                           "appointment_address", "appointment_cjit"}, c.pointer)
       for c in shared.appointment_columns("appointment", "first CJIT appointment after release",
@@ -158,11 +162,21 @@ def _release(f: Fields, ctx: ImportContext) -> dict[str, Any]:
         "release_date": f.date("release_date", required=True),
         "release_type": f.choice("release_type", RELEASE_TYPES),
         "statutory_supervision": f.boolean("statutory_supervision"),
-        "offender_manager": shared.contact(f, "offender_manager"),
+        "offender_manager": _offender_manager(f),
         "community_appointment": shared.appointment(f, "appointment", required=True),
         "gate_pickup_requested": f.boolean("gate_pickup_requested", required=True),
         "gate_pickup_by": _upper(f.text("gate_pickup_by")),
     })
+
+
+def _offender_manager(f: Fields) -> dict[str, Any] | None:
+    """The offender manager and, on release under licence, their probation provider, who
+    then receives the referral too (H 4.1)."""
+    manager = shared.contact(f, "offender_manager")
+    provider = _upper(f.text("offender_manager_organisation"))
+    if manager is not None and provider is not None:
+        manager["organisation"] = provider
+    return manager
 
 
 def _referral(f: Fields, ctx: ImportContext, specific: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,7 @@ RELEASE = {
     **PERSON, **CONSENT, "prison_code": "NWI", "establishment_name": "HMP Norwich",
     "route": "enforcement", "release_date": "2026-11-12", "release_type": "licence",
     "statutory_supervision": "yes", "offender_manager_name": "Michael Reyes",
+    "offender_manager_organisation": "PRB-EOE",
     "offender_manager_phone": "07700 900123", "appointment_at": "2026-11-12T14:00:00Z",
     "appointment_place": "Norfolk CJIT, Norwich hub",
     "appointment_address": "22 Castle Meadow Walk, Norwich", "appointment_cjit": "CJIT-NFK",
