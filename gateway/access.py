@@ -234,6 +234,10 @@ SENDING_RULES: Mapping[MessageType, Mapping[OrgKind, frozenset[OrgKind]]] = {
     MessageType.PPO_NOMINATION: {OrgKind.CJIT: frozenset({OrgKind.PPO_IOM})},
     # Com 4, Com 5b (7): a case moves to community treatment.
     MessageType.TREATMENT_REFERRAL: {OrgKind.CJIT: frozenset({OrgKind.TREATMENT_PROVIDER})},
+    # H 4.1.3: treatment providers tell the case manager how the person attends.
+    MessageType.TREATMENT_PROGRESS: {OrgKind.TREATMENT_PROVIDER: frozenset({OrgKind.CJIT})},
+    # H 2.6, 4.1: once a DRR is imposed, treatment and support pass to probation.
+    MessageType.DRR_HANDOVER: {OrgKind.CJIT: frozenset({OrgKind.PROBATION})},
 }
 
 # Where two kinds of organisation send one type in opposite directions, the body says

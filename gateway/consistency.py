@@ -4,10 +4,13 @@ Many bodies name who they are for: the DIR names the CJIT of residence taking th
 on (IE4a, IPAE7a), a CARAT referral the prison whose CARAT team takes them into custody or
 the CJIT running their community appointment after release (H 2.5), a court outcome the
 probation provider supervising the order (H 2.6, Com 5a), an assessment outcome the
-probation provider supervising the DRR (H 4.7.1); a DIR acceptance and a disengagement
-alert answer an earlier message, whose sender the gateway's records know (IE4b, IPAE7b,
-H 4.1.2). Which field names whom is written once, in ``gateway.resolution.namings``, which
-also addresses a message that omits ``to``; this module holds an addressed message to it.
+probation provider supervising the DRR (H 4.7.1), a police referral, DRR progress or a
+DRR-suitability request the CJIT (IPAE2, Com 5a, H 2.6), a PPO nomination its scheme and a
+treatment referral its provider (H 2.7, 4.11.4); a DIR acceptance, a gate pick-up answer and
+a disengagement alert answer an earlier message, whose sender the gateway's records know
+(IE4b, IPAE7b, H 4.1.3, 4.1.2). Which field names whom is written once, in
+``gateway.resolution.namings``, which also addresses a message that omits ``to``; this
+module holds an addressed message to it.
 
 The rule, for each organisation the body names (a ``Naming``):
 

@@ -196,6 +196,10 @@ class Directory:
     def get(self, code: str) -> Organisation | None:
         return self._by_code.get(code)
 
+    def by_code(self) -> Mapping[str, Organisation]:
+        """Every organisation, by directory code (a read-only view of the snapshot)."""
+        return self._by_code
+
     def all(self) -> list[Organisation]:
         return sorted(self._by_code.values(), key=lambda org: org.code)
 

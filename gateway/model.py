@@ -68,6 +68,8 @@ class MessageType(StrEnum):
     COMPLIANCE_REPORT = "compliance_report"
     PPO_NOMINATION = "ppo_nomination"
     TREATMENT_REFERRAL = "treatment_referral"
+    TREATMENT_PROGRESS = "treatment_progress"
+    DRR_HANDOVER = "drr_handover"
 
 
 class Route(StrEnum):

@@ -52,6 +52,8 @@ _CJIT_TAKING_ON = {
     MessageType.COMPLIANCE_REPORT.value: "sender",
     MessageType.PPO_NOMINATION.value: "sender",
     MessageType.TREATMENT_REFERRAL.value: "sender",
+    MessageType.TREATMENT_PROGRESS.value: "recipient",
+    MessageType.DRR_HANDOVER.value: "sender",
 }
 
 
@@ -325,6 +327,18 @@ def _treatment(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known
                     "the treatment provider the person is referred to (H 4.11.4, 4.11.5b)")
 
 
+def _treatment_progress(
+    body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known
+) -> list[Naming]:
+    return _literal(body, ("cjit",), OrgKind.CJIT,
+                    "the CJIT case-managing the person (H 4.1.3)")
+
+
+def _handover(body: Mapping[str, Any], _: Mapping[str, Organisation], __: Known) -> list[Naming]:
+    return _literal(body, ("probation_provider",), OrgKind.PROBATION,
+                    "the probation provider taking over on a DRR (H 2.6, 4.1)")
+
+
 _NAMINGS: Mapping[
     str, Callable[[Mapping[str, Any], Mapping[str, Organisation], Known], list[Naming]]
 ] = {
@@ -344,4 +358,6 @@ _NAMINGS: Mapping[
     MessageType.COMPLIANCE_REPORT.value: _compliance,
     MessageType.PPO_NOMINATION.value: _ppo,
     MessageType.TREATMENT_REFERRAL.value: _treatment,
+    MessageType.TREATMENT_PROGRESS.value: _treatment_progress,
+    MessageType.DRR_HANDOVER.value: _handover,
 }

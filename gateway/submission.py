@@ -9,7 +9,7 @@ status, the audit entry and the outbox rows. Transport picks it up from the outb
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from gateway.redaction import redact
 from gateway.resolution import Known, managing_cjit, related_ids, resolve
 from gateway.routing import resolve_recipients
 from gateway.storage.base import MessageRepository, PlannedDelivery, Receipt, Submission
+from gateway.timescales import breaches
 from gateway.validation import SchemaSet
 
 
@@ -144,6 +145,8 @@ class SubmissionService:
             ),
             self._audit,
         )
+        receipt = replace(receipt, timescale_breaches=tuple(
+            breaches(envelope.document, self._directory.by_code())))
         if any(decision.permitted for _, decision in receipt.decisions):
             self._on_accepted()
         else:
@@ -170,4 +173,5 @@ def receipt_view(receipt: Receipt) -> dict[str, Any]:
         ],
         "decision": combined([decision for _, decision in receipt.decisions]),
         "audit_index": receipt.audit_index,
+        "timescale_breaches": [b.as_dict() for b in receipt.timescale_breaches],
     }

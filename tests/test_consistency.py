@@ -67,6 +67,8 @@ COMPLIANCE = "compliance_report/valid-conditional-caution-cps-and-court-cambridg
 NOMINATION = "ppo_nomination/valid-iom-cohort-review-suffolk-resident.json"
 TREATMENT = "treatment_referral/valid-tier3-structured-treatment-with-prescribing.json"
 LICENCE = "carat_referral/valid-release-on-licence-to-probation.json"
+PROGRESS_REPORT = "treatment_progress/valid-engaging-tier3-suffolk.json"
+HANDOVER = "drr_handover/valid-suffolk-full-handover-with-prescribing.json"
 
 
 def document(example: str, to: list[str] | None = None, **body: Any) -> dict[str, Any]:
@@ -223,6 +225,14 @@ TABLE: list[tuple[str, dict[str, Any], dict[str, str], list[str]]] = [
     ("treatment referral naming a CJIT as provider",
      document(TREATMENT, ["TRT-SFK"], provider="CJIT-NFK"), {},
      ["/body/provider", "/to/0"]),
+    # A provider's progress report: the case-managing CJIT (H 4.1.3); the DRR handover:
+    # the probation provider taking over (H 2.6).
+    ("progress report to its CJIT", document(PROGRESS_REPORT), {}, []),
+    ("progress report to another CJIT", document(PROGRESS_REPORT, ["CJIT-NFK"]), {},
+     ["/body/cjit", "/to/0"]),
+    ("handover to its provider", document(HANDOVER), {}, []),
+    ("handover to another provider", document(HANDOVER, ["PRB-LDN"]), {},
+     ["/body/probation_provider", "/to/0"]),
 ]
 
 

@@ -33,6 +33,7 @@ from tests.test_messages_end_to_end import wait_for_inbox
 NEW_TYPES = frozenset({
     "proactive_referral", "conditional_caution_notice", "drr_progress", "drr_suitability",
     "gate_pickup", "compliance_report", "ppo_nomination", "treatment_referral",
+    "treatment_progress", "drr_handover",
 })
 NEW_KINDS = frozenset({"cps", "ppo_iom", "treatment_provider"})
 NEW_EVENTS = frozenset({
@@ -45,7 +46,7 @@ NEW_RULES = frozenset({
     "drr-progress-to-cjit", "drr-suitability-request", "drr-suitability-assessment",
     "gate-pickup-request", "gate-pickup-answer", "carat-release-on-licence-to-probation",
     "compliance-report-enforcement", "compliance-report-proactive", "ppo-iom-nomination",
-    "treatment-referral",
+    "treatment-referral", "treatment-progress-to-cjit", "drr-handover-to-probation",
 })
 BEFORE = ROOT / "tests" / "data" / "dip-default-before-issue-11-flows.yaml"
 AFTER = ROOT / "policies" / "dip-default.yaml"
@@ -265,6 +266,8 @@ async def test_a_gate_pickup_answer_goes_to_the_cjit_that_asked(agency: AgencyFa
     ("drr_progress", "cjit", "CJIT-CAM"),
     ("ppo_nomination", "scheme", "CJIT-CAM"),
     ("treatment_referral", "provider", "CJIT-CAM"),
+    ("treatment_progress", "cjit", "CJIT-NFK"),
+    ("drr_handover", "probation_provider", "CRT-NOR-CC"),
 ])
 async def test_to_must_hold_the_organisation_the_body_names(
     message_type: str, field: str, wrong: str, agency: AgencyFactory

@@ -34,6 +34,7 @@ def test_every_type_has_several_examples() -> None:
         "carat_referral", "court_outcome", "disengagement_alert", "assessment_outcome",
         "proactive_referral", "conditional_caution_notice", "drr_progress", "drr_suitability",
         "gate_pickup", "compliance_report", "ppo_nomination", "treatment_referral",
+        "treatment_progress", "drr_handover",
     }
     for kind in types:
         assert len([p for p in VALID if p.parent.name == kind]) >= 3

@@ -323,6 +323,19 @@ _DECISION = {
         "policy_version": {"type": "string"},
     },
 }
+_TIMESCALE_BREACHES = {
+    "description": "Handbook timescales the message reports as missed (24-hour outreach, five "
+                   "working days to the follow-up, the police appointment's 24/48 hours, the "
+                   "DIR before the follow-up). The message is delivered all the same; each "
+                   "recipient's inbox item names the same breaches.",
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["pointer", "limit", "handbook", "detail"],
+        "properties": {"pointer": {"type": "string"}, "limit": {"type": "string"},
+                       "handbook": {"type": "string"}, "detail": {"type": "string"}},
+    },
+}
 _RECEIPT = {
     "type": "object",
     "required": ["message_id", "status", "recipients", "decision", "audit_index"],
@@ -338,6 +351,7 @@ _RECEIPT = {
         },
         "decision": {"type": "object"},
         "audit_index": {"type": ["integer", "null"]},
+        "timescale_breaches": _TIMESCALE_BREACHES,
     },
 }
 _ACCEPTED = {

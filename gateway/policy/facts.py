@@ -64,7 +64,9 @@ class Purpose(StrEnum):
     STATUTORY_REPORTING = "statutory_reporting"
     # Moving a case between services so care continues: the police's referral on the
     # proactive route (IPAE2), DIR transfer and its answer, prison throughcare and gate
-    # pick-up (H 2.5, 4.1.3, 4.2 "continuity of care", 4.7.4, 4.9.2, 4.10.6).
+    # pick-up, a treatment provider's report to the case manager, the handover to
+    # probation when a DRR is imposed (H 2.5, 2.6, 4.1.3, 4.2 "continuity of care", 4.7.4,
+    # 4.9.2, 4.10.6).
     CARE_COORDINATION = "care_coordination"
     # Clinical content for treatment itself: an assessment's findings (H 4.7), a referral
     # to a treatment provider (H 4.11.4, 4.11.5b (7)).
@@ -103,6 +105,8 @@ PURPOSES: Mapping[str, Purpose] = {
     "compliance_report": Purpose.COURT_LIAISON,
     "ppo_nomination": Purpose.OFFENDER_MANAGEMENT,
     "treatment_referral": Purpose.CLINICAL_CARE,
+    "treatment_progress": Purpose.CARE_COORDINATION,
+    "drr_handover": Purpose.CARE_COORDINATION,
 }
 
 # Where a fact changes the purpose: (type, fact, value) -> purpose. An assessment outcome

@@ -23,6 +23,7 @@ from gateway.model import (
     StatusEvent,
     isoformat,
 )
+from gateway.timescales import Breach
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,9 @@ class Receipt:
     audit_index: int | None
     replayed: bool = False
     resolved_by: Mapping[str, str] = field(default_factory=dict)
+    # Handbook timescales the message reports as missed (gateway.timescales): read from
+    # the message, never stored, so a replay finds the same.
+    timescale_breaches: tuple[Breach, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -16,8 +17,9 @@ from gateway.http.body import query_int, whole_number
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.model import Principal, isoformat
+from gateway.model import Organisation, Principal, isoformat
 from gateway.storage.base import InboxItem
+from gateway.timescales import breaches
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -27,7 +29,9 @@ MAX_LIMIT = 500
 KEEPALIVE_S = 15.0
 
 
-def item_view(item: InboxItem) -> dict[str, Any]:
+def item_view(item: InboxItem, organisations: Mapping[str, Organisation]) -> dict[str, Any]:
+    """One delivered message, with the handbook timescales it reports as missed (read
+    from what this recipient was given), so a SPOC sees them beside it."""
     return {
         "seq": item.seq,
         "message_id": item.message_id,
@@ -36,6 +40,7 @@ def item_view(item: InboxItem) -> dict[str, Any]:
         "delivered_at": isoformat(item.delivered_at),
         "decision": item.decision.as_dict(),
         "envelope": item.envelope,
+        "timescale_breaches": [b.as_dict() for b in breaches(item.envelope, organisations)],
     }
 
 
@@ -58,7 +63,8 @@ async def list_inbox(request: web.Request) -> web.Response:
         services, principal, "inbox", message_ids=tuple(i.message_id for i in items)
     )
     return web.json_response(
-        {"organisation": principal.org.code, "messages": [item_view(i) for i in items]}
+        {"organisation": principal.org.code,
+         "messages": [item_view(i, services.directory.by_code()) for i in items]}
     )
 
 
@@ -114,7 +120,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                         message_ids=tuple(i.message_id for i in items),
                     )
                 for item in items:
-                    data = json.dumps(item_view(item), ensure_ascii=False)
+                    data = json.dumps(item_view(item, services.directory.by_code()),
+                                      ensure_ascii=False)
                     await response.write(
                         f"id: {item.seq}\nevent: message\ndata: {data}\n\n".encode()
                     )

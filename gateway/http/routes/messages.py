@@ -28,6 +28,7 @@ from gateway.http.services import SERVICES, Services
 from gateway.model import Principal, isoformat, overall_status, recipient_status
 from gateway.storage.base import Receipt
 from gateway.submission import receipt_view
+from gateway.timescales import breaches
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -203,5 +204,9 @@ async def decide(request: web.Request) -> web.Response:
                 for org, decision in assessment.decisions
             ],
             "decision": combined(decisions),
+            "timescale_breaches": [
+                b.as_dict()
+                for b in breaches(assessment.envelope.document, services.directory.by_code())
+            ],
         }
     )
