@@ -36,6 +36,9 @@ FACT_SOURCES: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "gate_pickup_stage": {"gate_pickup": ("stage",)},
     "assessment_outcome": {"assessment_outcome": ("outcome",)},
     "dir_acceptance_outcome": {"dir_acceptance": ("outcome",)},
+    # Why a DIR moves: for the required follow-up (the person lives there) or a later move
+    # of the caseload (H 4.7.4, 4.11.5b (5)); an IG lead may give them different bases.
+    "dir_referral_reason": {"dir_transfer": ("referral_reason",)},
 }
 
 FACT_NAMES = frozenset(FACT_SOURCES)
