@@ -314,17 +314,26 @@ def _swap(i: int, j: int) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _rule(doc: dict[str, Any], rule_id: str) -> dict[str, Any]:
+    """A rule of the default policy by id, so adding rules never moves what is changed."""
+    [found] = [r for r in doc["rules"] if r["id"] == rule_id]
+    return found
+
+
+STATUTORY = "statutory-non-attendance-to-police"
+CASELOAD = "caseload-disengagement-to-police"
+
 MEANING_CHANGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "rename-policy": lambda d: d.update(policy="dip-other"),
     "description": lambda d: d.update(description=d["description"] + " Amended."),
     "reason": _set_first("reason", REASON),
     "legal-basis": _set_first("legal_basis", "another basis"),
     "effect": _set_first("effect", "permit"),
-    "consent": lambda d: d["rules"][4].update(consent="required"),
-    "add-redaction": lambda d: d["rules"][4].setdefault("redact", []).append("/body/notes"),
-    "drop-redaction": lambda d: d["rules"][5]["redact"].pop(),
+    "consent": lambda d: _rule(d, STATUTORY).update(consent="required"),
+    "add-redaction": lambda d: _rule(d, STATUTORY).setdefault("redact", []).append("/body/notes"),
+    "drop-redaction": lambda d: _rule(d, CASELOAD)["redact"].pop(),
     "route": lambda d: d["rules"][2]["when"].update(route="proactive_engagement"),
-    "fact-value": lambda d: d["rules"][4]["when"]["facts"].update(statutory=False),
+    "fact-value": lambda d: _rule(d, STATUTORY)["when"]["facts"].update(statutory=False),
     "reorder-rules": _swap(2, 3),
     "drop-rule": lambda d: d["rules"].pop(),
     "add-rule": lambda d: d["rules"].append(rule("extra")),

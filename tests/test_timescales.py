@@ -66,6 +66,18 @@ def test_five_working_days_skip_weekends_and_bank_holidays() -> None:
     assert pointers(dir_transfer) == ["/body/follow_up_appointment/at"]
 
 
+def test_a_follow_up_assessment_after_five_working_days_is_named() -> None:
+    # Assessed Tuesday 12 May 2026 in London: the fifth working day is Tuesday 19 May.
+    follow_up = {"at": "2026-05-19T16:00:00+01:00", "organisation": "CJIT-SFK",
+                 "place": {"name": "Suffolk CJIT, Ipswich office"}}
+    outcome = example(OUTCOME, outcome="follow_up_required", follow_up=follow_up)
+    assert pointers(outcome) == []
+    outcome["body"]["follow_up"]["at"] = "2026-05-20T09:00:00+01:00"
+    [breach] = breaches(outcome, ORGS)
+    assert breach.pointer == "/body/follow_up/at" and breach.limit == "5 working days"
+    assert "2026-05-19" in breach.detail
+
+
 def test_a_dir_sent_after_the_follow_up_is_named() -> None:
     document = example(DIR)
     document["sent_at"] = document["body"]["follow_up_appointment"]["at"]
@@ -116,3 +128,12 @@ async def test_a_late_alert_is_delivered_and_names_its_breach(agency: AgencyFact
         assert item["timescale_breaches"] == [breach]
     on_time = example(ALERT)
     assert (await agency(on_time["from"]).send(on_time)).body["timescale_breaches"] == []
+
+
+async def test_asking_for_a_decision_names_the_breach_too(agency: AgencyFactory) -> None:
+    alert = example(ALERT, occurred_at="2026-03-02T10:00:00Z",
+                    assertive_outreach_started_at="2026-03-04T10:00:00Z")
+    sender = agency(alert["from"])
+    answer = await sender.request("POST", "/v1/policy/decide", json_body=alert)
+    assert [b["pointer"] for b in answer.body["timescale_breaches"]] == [
+        "/body/assertive_outreach_started_at"]
