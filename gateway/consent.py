@@ -245,6 +245,10 @@ class ConsentFinding:
 
     state: ConsentState
     record: str | None = None
+    # What the consent found covers beyond the share's purpose, for its field groups
+    # (gateway.policy.facts.FIELD_PURPOSES): the purposes the record lists, or None when
+    # the sender's declaration stood in (it speaks for the message as sent).
+    purposes: frozenset[str] | None = frozenset()
 
 
 def consent_state(
@@ -262,7 +266,8 @@ def consent_state(
     if not about:
         if isinstance(declaration, Mapping) and declaration.get("obtained") is True:
             written = declaration.get("written") is True
-            return ConsentFinding(ConsentState.WRITTEN if written else ConsentState.VERBAL)
+            return ConsentFinding(ConsentState.WRITTEN if written else ConsentState.VERBAL,
+                                  purposes=None)
         return ConsentFinding(ConsentState.NONE)
     covering = sorted(
         (r for r in about if r.covers(recipient, recipient_kind, purpose)),
@@ -273,7 +278,9 @@ def consent_state(
     in_force = [r for r in covering if r.in_force(at)]
     if in_force:
         deciding = in_force[-1]
-        return ConsentFinding(deciding.state_at(at), deciding.id if deciding.permit else None)
+        if not deciding.permit:
+            return ConsentFinding(deciding.state_at(at))
+        return ConsentFinding(deciding.state_at(at), deciding.id, frozenset(deciding.purposes))
     return ConsentFinding(covering[-1].state_at(at))
 
 

@@ -352,6 +352,9 @@ class Decision:
     # that needs consent relied on: withdrawing that record re-decides this share.
     purpose: str | None = None
     consent_record: str | None = None
+    # Purposes of field groups withheld because the consent did not list them
+    # (gateway.policy.facts.FIELD_PURPOSES); their pointers are among the redactions.
+    withheld_for: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -371,6 +374,8 @@ class Decision:
             view["purpose"] = self.purpose
         if self.consent_record is not None:
             view["consent_record"] = self.consent_record
+        if self.withheld_for:
+            view["withheld_for"] = list(self.withheld_for)
         if not self.permitted:
             view["denied_because"] = self.denied_because
         return view
@@ -391,6 +396,7 @@ class Decision:
             consent_state=raw.get("consent_state"),
             purpose=raw.get("purpose"),
             consent_record=raw.get("consent_record"),
+            withheld_for=tuple(raw.get("withheld_for", ())),
         )
 
 

@@ -121,6 +121,33 @@ PURPOSE_BY_FACT: Mapping[tuple[str, str, FactValue], Purpose] = {
 }
 
 
+# Field groups serving another purpose than their message (type -> purpose -> pointers).
+# An alert is for engagement follow-up, but may carry clinical fields; an assessment
+# outcome reported to probation on a DRR, a DRR handover or a provider's progress report
+# carry clinical detail beside what they are for. Consent to the message's purpose is not
+# consent to share clinical care (H 4.2, 4.7.1), so such a group goes only when the consent
+# the share rests on lists the group's purpose too (gateway.policy.service).
+FIELD_PURPOSES: Mapping[str, Mapping[Purpose, tuple[str, ...]]] = {
+    "disengagement_alert": {Purpose.CLINICAL_CARE: (
+        "/body/clinical_summary", "/body/prescribing", "/body/immediate_risks",
+        "/body/risk_narrative")},
+    "assessment_outcome": {Purpose.CLINICAL_CARE: (
+        "/body/substances", "/body/prescribing", "/body/needs_summary",
+        "/body/risk_narrative")},
+    "drr_handover": {Purpose.CLINICAL_CARE: (
+        "/body/care_plan_summary", "/body/substances", "/body/prescribing",
+        "/body/immediate_risks")},
+    "treatment_progress": {Purpose.CLINICAL_CARE: ("/body/clinical_summary",)},
+}
+
+
+def field_groups(message_type: str, purpose: str | None) -> list[tuple[str, tuple[str, ...]]]:
+    """The message's field groups that serve another purpose than ``purpose``."""
+    groups = FIELD_PURPOSES.get(message_type, {})
+    return [(group.value, pointers) for group, pointers in groups.items()
+            if group.value != purpose]
+
+
 def purpose_of(message_type: str, facts: Mapping[str, FactValue]) -> str | None:
     """The purpose a message serves, or None for a type the table does not know (then no
     consent covers it and no permit testing a purpose applies: fail closed)."""

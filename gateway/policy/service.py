@@ -26,7 +26,7 @@ from gateway.periodic import Periodic
 from gateway.policy.diff import Change, Replay, simulate
 from gateway.policy.document import load_text
 from gateway.policy.evaluate import evaluate
-from gateway.policy.facts import message_facts, purpose_of
+from gateway.policy.facts import field_groups, message_facts, purpose_of
 from gateway.policy.rules import ConsentState, Facts, PolicySet
 from gateway.storage.base import (
     AuditRepository,
@@ -66,6 +66,38 @@ def share_purpose(document: Mapping[str, Any]) -> str | None:
     """What a message is shared for, as the policy and the consent register see it."""
     message_type = str(document["type"])
     return purpose_of(message_type, message_facts(message_type, document.get("body") or {}))
+
+
+def withhold_field_groups(
+    decision: Decision, message_type: str, consent: ConsentFinding
+) -> Decision:
+    """Withhold each field group that serves another purpose than the share unless the
+    consent found lists that purpose too (``FIELD_PURPOSES``): consent to compliance
+    reporting is not consent to share clinical detail (H 4.2, 4.7.1). Only ever removes
+    more; a group the rules already remove is left as it is. A group that goes on the
+    strength of a record makes the share rest on that record, so withdrawing it re-decides
+    the share."""
+    if not decision.permitted:
+        return decision
+    consented = consent.state in (ConsentState.VERBAL, ConsentState.WRITTEN)
+    withheld: list[str] = []
+    purposes: list[str] = []
+    rests_on_record = False
+    for purpose, pointers in field_groups(message_type, decision.purpose):
+        remaining = [p for p in pointers if p not in decision.redactions and p not in withheld]
+        if not remaining:
+            continue
+        if consented and (consent.purposes is None or purpose in consent.purposes):
+            rests_on_record = rests_on_record or consent.purposes is not None
+            continue
+        withheld += remaining
+        purposes.append(purpose)
+    if rests_on_record and decision.consent_record is None:
+        decision = replace(decision, consent_record=consent.record)
+    if not withheld:
+        return decision
+    return replace(decision, redactions=(*decision.redactions, *withheld),
+                   withheld_for=tuple(purposes))
 
 
 class PolicyService:
@@ -167,12 +199,11 @@ class PolicyService:
     ) -> Decision:
         """The active policy's decision; a permit that needs consent names the consent
         record it relies on, so withdrawing that record finds this share."""
-        decision = evaluate(
-            self.active, facts_for(envelope, sender, recipient.kind.value, consent.state)
-        )
+        facts = facts_for(envelope, sender, recipient.kind.value, consent.state)
+        decision = evaluate(self.active, facts)
         if decision.permitted and decision.consent is not Consent.NOT_REQUIRED:
-            return replace(decision, consent_record=consent.record)
-        return decision
+            decision = replace(decision, consent_record=consent.record)
+        return withhold_field_groups(decision, facts.message_type, consent)
 
     async def propose(self, text: str, author: str) -> PolicyVersion:
         policy = self.parse(text)

@@ -327,7 +327,9 @@ class SettledShare:
         return {"message_id": self.message_id, "recipient": self.recipient,
                 "outcome": self.outcome.value, "rule": self.decision.rule,
                 **({"consent_record": self.decision.consent_record}
-                   if self.decision.consent_record else {})}
+                   if self.decision.consent_record else {}),
+                **({"withheld_for": list(self.decision.withheld_for)}
+                   if self.decision.withheld_for else {})}
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from gateway.model import (
     StatusEvent,
     canonical_json,
 )
+from gateway.redaction import redact
 from gateway.storage.base import (
     Acknowledgement,
     AuditRepository,
@@ -1705,10 +1706,13 @@ def _settle(
     message_id, recipient = share.message_id, share.recipient
     if decision.permitted:
         if share.state is ShareState.UNDELIVERED:
+            # Not yet delivered: what goes out is what the decision now allows (it may
+            # withhold more, e.g. a field group the remaining consent does not list).
             conn.execute(
-                "UPDATE deliveries SET decision_json = ?, consent_record = ? "
+                "UPDATE deliveries SET decision_json = ?, consent_record = ?, payload_json = ? "
                 "WHERE message_id = ? AND recipient = ?",
-                (_decision_to_json(decision), decision.consent_record, message_id, recipient),
+                (_decision_to_json(decision), decision.consent_record,
+                 _json(redact(share.document, decision.redactions)), message_id, recipient),
             )
         else:
             # The disclosure happened on the decision stored; only what it rests on now
