@@ -5,8 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # Exact, hashed versions of every runtime and dev dependency (written by `make lock`).
 LOCK := requirements.lock
+# The console's GOV.UK Design System assets: govuk-frontend from npm at the version
+# package-lock.json pins (with its integrity hash), copied out of node_modules into the
+# folder the gateway serves (gitignored, rebuilt whenever the lock changes).
+ASSETS := gateway/console/static/govuk
+ASSETS_STAMP := $(ASSETS)/.built-stamp
+GOVUK_DIST := node_modules/govuk-frontend/dist/govuk
 
-.PHONY: run test lint typecheck audit check lock clean
+.PHONY: run test lint typecheck audit check lock clean assets
 
 # The locked set first (pip refuses any file whose hash differs), then the gateway itself
 # with --no-deps so nothing unlocked can slip in.
@@ -17,12 +23,24 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+## assets: the console's GOV.UK Frontend CSS, JavaScript, fonts and images (npm ci, then copy)
+assets: $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	rm -rf $(ASSETS)
+	mkdir -p $(ASSETS)
+	cp $(GOVUK_DIST)/govuk-frontend.min.css $(GOVUK_DIST)/govuk-frontend.min.css.map \
+	   $(GOVUK_DIST)/govuk-frontend.min.js $(GOVUK_DIST)/govuk-frontend.min.js.map $(ASSETS)/
+	cp -R $(GOVUK_DIST)/assets $(ASSETS)/assets
+	touch $(ASSETS_STAMP)
+
 ## run: set up and run the gateway on its embedded defaults (SQLite in ./var, in-process transport)
-run: $(STAMP)
+run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/dipgw serve
 
 ## test: set up and run the whole test suite
-test: $(STAMP)
+test: $(STAMP) $(ASSETS_STAMP)
 	deploy/dev/ensure-services.sh
 	$(BIN)/python -m pytest -q
 
@@ -49,4 +67,4 @@ lock: $(STAMP)
 	  --generate-hashes --custom-compile-command 'make lock' --output-file $(LOCK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules $(ASSETS)
