@@ -23,7 +23,7 @@ import jwt
 from gateway import keys
 from gateway.directory import Directory, KeyHolder
 from gateway.errors import AccessDenied, AuthenticationFailed, ConfigurationError
-from gateway.model import Principal, Role
+from gateway.model import Person, Principal, Role
 from gateway.storage.base import TokenLedger
 
 ACCEPTED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
@@ -151,24 +151,41 @@ class TokenVerifier:
                 raise AuthenticationFailed(
                     "The token's sub must be the id of the person whose key signed it."
                 )
-            held = self._directory.roles_of(holder.person.id)
-            who = f"person {holder.person.id}"
-        else:
-            # A system's sub is only a label in the audit log; it may not pass for a person's.
-            if self._directory.person(subject) is not None:
-                raise AuthenticationFailed(
-                    "A system's token cannot name a person as its sub; people sign with "
-                    "their own keys."
-                )
-            held = frozenset({Role.SYSTEM})
-            who = f"a system of {holder.org.code}"
+            return person_principal(
+                self._directory, holder.person, token_id, claims.get("role")
+            )
+        # A system's sub is only a label in the audit log; it may not pass for a person's.
+        if self._directory.person(subject) is not None:
+            raise AuthenticationFailed(
+                "A system's token cannot name a person as its sub; people sign with "
+                "their own keys."
+            )
         return Principal(
             org=holder.org,
-            roles=_narrowed(held, claims.get("role"), who),
+            roles=_narrowed(frozenset({Role.SYSTEM}), claims.get("role"),
+                            f"a system of {holder.org.code}"),
             subject=subject,
             token_id=token_id,
-            person=holder.person,
         )
+
+
+def person_principal(
+    directory: Directory, person: Person, token_id: str, claimed_role: object = None
+) -> Principal:
+    """A person as the gateway takes them, however they proved who they are (a token signed
+    with one of their keys, or a web console session): their organisation, and the roles
+    their active grants give them now, narrowed by a claimed role, never widened. One
+    builder, so the API and the console cannot disagree about what a person may do."""
+    org = directory.get(person.org_code)
+    if org is None:  # the directory never holds a person without their organisation
+        raise AuthenticationFailed("The person's organisation is not in the directory.")
+    return Principal(
+        org=org,
+        roles=_narrowed(directory.roles_of(person.id), claimed_role, f"person {person.id}"),
+        subject=person.id,
+        token_id=token_id,
+        person=person,
+    )
 
 
 def _narrowed(held: frozenset[Role], claimed: object, who: str) -> frozenset[Role]:

@@ -145,6 +145,9 @@ class InboxItem:
     delivered_at: datetime
     decision: Decision
     envelope: Mapping[str, Any]
+    # Escalated by the alert clock (gateway.alerts): still unacknowledged after its limit.
+    escalated: bool = False
+    acknowledged_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,7 +560,48 @@ class MessageRepository(ABC):
         """Delivered, unacknowledged messages, oldest first."""
 
     @abstractmethod
+    async def inbox_item(self, message_id: str, recipient: str) -> InboxItem | None:
+        """One message as delivered to this recipient (its share only), acknowledged or
+        not; None if it was never delivered there or has left the inbox (closed)."""
+
+    @abstractmethod
     async def acknowledge(
         self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
         detail: str | None = None,
     ) -> Acknowledgement: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A person signed in to the web console. ``id`` is the SHA-256 of the cookie's secret,
+    so a copy of the store cannot be replayed as a cookie; ``csrf_token`` goes in every
+    form the session is shown."""
+
+    id: str
+    person_id: str
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+class SessionRepository(ABC):
+    """Server-side console sessions: a session exists only while its row does, so deleting
+    the row (sign-out, or a person's sessions ended) revokes it at once."""
+
+    @abstractmethod
+    async def create(self, session: ConsoleSession) -> None: ...
+
+    @abstractmethod
+    async def get(self, session_id: str) -> ConsoleSession | None: ...
+
+    @abstractmethod
+    async def touch(self, session_id: str, at: datetime) -> None:
+        """Record activity (the idle timeout counts from the last)."""
+
+    @abstractmethod
+    async def delete(self, session_id: str) -> bool:
+        """End one session; False if there was none."""
+
+    @abstractmethod
+    async def delete_person(self, person_id: str) -> int:
+        """End every session of a person (sign-out everywhere); how many there were."""

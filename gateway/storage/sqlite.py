@@ -48,6 +48,7 @@ from gateway.storage.base import (
     AuditRepository,
     ConsentRepository,
     ConsentShare,
+    ConsoleSession,
     DirectoryImport,
     DirectoryRepository,
     Dispatch,
@@ -64,6 +65,7 @@ from gateway.storage.base import (
     RecordedShare,
     Redecide,
     RemoteReceipt,
+    SessionRepository,
     SettledShare,
     ShareOutcome,
     ShareState,
@@ -266,6 +268,18 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries ADD COLUMN consent_record TEXT;
     CREATE INDEX deliveries_consent_record ON deliveries(consent_record)
         WHERE consent_record IS NOT NULL;
+    """,
+    # Web console sessions (gateway.console.sessions): the id is the SHA-256 of the
+    # cookie's secret; deleting a row revokes the session.
+    """
+    CREATE TABLE console_sessions (
+        id TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES people(id),
+        csrf_token TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    );
+    CREATE INDEX console_sessions_person ON console_sessions(person_id);
     """,
 )
 
@@ -1233,27 +1247,24 @@ class SqliteMessages(MessageRepository):
     async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
         def read(conn: sqlite3.Connection) -> list[InboxItem]:
             rows = conn.execute(
-                "SELECT i.seq, i.message_id, m.type, m.sender, i.delivered_at, "
-                "d.decision_json, d.payload_json FROM inbox i "
-                "JOIN deliveries d ON d.message_id = i.message_id AND d.recipient = i.recipient "
-                "JOIN messages m ON m.message_id = i.message_id "
-                "WHERE i.recipient = ? AND i.acknowledged_at IS NULL AND i.closed_at IS NULL "
+                _INBOX_SELECT
+                + "WHERE i.recipient = ? AND i.acknowledged_at IS NULL AND i.closed_at IS NULL "
                 "AND i.seq > ? "
                 "ORDER BY i.seq LIMIT ?",
-                (recipient, after_seq, limit),
+                (MessageStatus.ESCALATED.value, recipient, after_seq, limit),
             ).fetchall()
-            return [
-                InboxItem(
-                    seq=seq,
-                    message_id=mid,
-                    message_type=mtype,
-                    sender=sender,
-                    delivered_at=_dt(delivered),
-                    decision=_decision_from_json(decision),
-                    envelope=json.loads(payload),
-                )
-                for seq, mid, mtype, sender, delivered, decision, payload in rows
-            ]
+            return [_inbox_item(row) for row in rows]
+
+        return await self._db.transaction(read)
+
+    async def inbox_item(self, message_id: str, recipient: str) -> InboxItem | None:
+        def read(conn: sqlite3.Connection) -> InboxItem | None:
+            row = conn.execute(
+                _INBOX_SELECT
+                + "WHERE i.message_id = ? AND i.recipient = ? AND i.closed_at IS NULL",
+                (MessageStatus.ESCALATED.value, message_id, recipient),
+            ).fetchone()
+            return None if row is None else _inbox_item(row)
 
         return await self._db.transaction(read)
 
@@ -1264,6 +1275,33 @@ class SqliteMessages(MessageRepository):
         return await self._db.transaction(
             lambda conn: _acknowledge(conn, message_id, recipient, actor, at, audit, detail)
         )
+
+
+# One inbox row with its share (the recipient's decision and payload) and whether the
+# alert clock escalated it; the first parameter is the escalated status's value.
+_INBOX_SELECT = (
+    "SELECT i.seq, i.message_id, m.type, m.sender, i.delivered_at, "
+    "d.decision_json, d.payload_json, i.acknowledged_at, "
+    "EXISTS (SELECT 1 FROM status_events e WHERE e.message_id = i.message_id "
+    "AND e.recipient = i.recipient AND e.status = ?) FROM inbox i "
+    "JOIN deliveries d ON d.message_id = i.message_id AND d.recipient = i.recipient "
+    "JOIN messages m ON m.message_id = i.message_id "
+)
+
+
+def _inbox_item(row: tuple[Any, ...]) -> InboxItem:
+    seq, mid, mtype, sender, delivered, decision, payload, acknowledged, escalated = row
+    return InboxItem(
+        seq=seq,
+        message_id=mid,
+        message_type=mtype,
+        sender=sender,
+        delivered_at=_dt(delivered),
+        decision=_decision_from_json(decision),
+        envelope=json.loads(payload),
+        escalated=bool(escalated),
+        acknowledged_at=_dt(acknowledged) if acknowledged else None,
+    )
 
 
 def _acknowledge(
@@ -1578,6 +1616,60 @@ def _receipt(conn: sqlite3.Connection, message_id: str, *, replayed: bool) -> Re
         resolved_by={recipient: how for recipient, _, _, how in rows if how},
     )
 
+
+
+class SqliteSessions(SessionRepository):
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def create(self, session: ConsoleSession) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO console_sessions (id, person_id, csrf_token, created_at, "
+                "last_seen_at) VALUES (?, ?, ?, ?, ?)",
+                (session.id, session.person_id, session.csrf_token,
+                 _ts(session.created_at), _ts(session.last_seen_at)),
+            )
+
+        await self._db.transaction(write)
+
+    async def get(self, session_id: str) -> ConsoleSession | None:
+        def read(conn: sqlite3.Connection) -> ConsoleSession | None:
+            row = conn.execute(
+                "SELECT id, person_id, csrf_token, created_at, last_seen_at "
+                "FROM console_sessions WHERE id = ?",
+                (session_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            return ConsoleSession(row[0], row[1], row[2], _dt(row[3]), _dt(row[4]))
+
+        return await self._db.transaction(read)
+
+    async def touch(self, session_id: str, at: datetime) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE console_sessions SET last_seen_at = ? WHERE id = ?",
+                (_ts(at), session_id),
+            )
+
+        await self._db.transaction(write)
+
+    async def delete(self, session_id: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("DELETE FROM console_sessions WHERE id = ?", (session_id,))
+            return cursor.rowcount == 1
+
+        return await self._db.transaction(write)
+
+    async def delete_person(self, person_id: str) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM console_sessions WHERE person_id = ?", (person_id,)
+            )
+            return cursor.rowcount
+
+        return await self._db.transaction(write)
 
 
 class SqliteConsents(ConsentRepository):
