@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from jsonschema import Draft202012Validator
 
+from gateway.console import is_console_path
 from gateway.http.openapi import document
 
 
@@ -16,8 +17,11 @@ def router_operations(client: TestClient[Any, Any]) -> set[tuple[str, str]]:
         if route.method in ("HEAD", "OPTIONS"):
             continue
         info = route.resource.get_info() if route.resource else {}
-        path = info.get("path") or info.get("formatter")
-        operations.add((route.method.lower(), str(path)))
+        path = str(info.get("path") or info.get("formatter") or info.get("prefix"))
+        # The web console's HTML pages and assets are not the API it describes.
+        if is_console_path(path):
+            continue
+        operations.add((route.method.lower(), path))
     return operations
 
 

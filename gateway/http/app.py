@@ -31,6 +31,7 @@ from gateway.channels.webhook import WebhookSender
 from gateway.checkpoints import AuditKeys, Checkpointer, pseudonym_key
 from gateway.config import Settings
 from gateway.consent_service import ConsentService
+from gateway.console import setup_console
 from gateway.directory import Directory
 from gateway.errors import ConfigurationError
 from gateway.http import openapi
@@ -53,6 +54,7 @@ from gateway.storage.sqlite import (
     SqliteDirectory,
     SqliteMessages,
     SqlitePolicyVersions,
+    SqliteSessions,
     SqliteTokenLedger,
 )
 from gateway.submission import SubmissionService
@@ -133,6 +135,8 @@ def create_app(
         audit_routes, openapi,
     ):
         app.add_routes(module.routes)
+    # The web console: its pages, assets and session middleware (innermost).
+    setup_console(app)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         db = SqliteDatabase(settings.sqlite_path)
@@ -213,6 +217,7 @@ def create_app(
                 audit_keys=audit_keys,
                 clock=clock,
                 delivery_key_public=keys.public_jwk(delivery_key),
+                sessions=SqliteSessions(db),
             )
             await chosen_transport.start(
                 writer, DeadLetterRecorder(message_store, audit_log, notifier, clock)

@@ -7,14 +7,20 @@ import uuid
 import structlog
 from aiohttp import web
 
+from gateway.console.paths import is_console_path
 from gateway.http.problems import Handler
 from gateway.http.services import SERVICES
 from gateway.model import Principal
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
-# Everything else requires a valid token: deny by default.
+# Everything else requires a valid token: deny by default. The web console's paths
+# (gateway.console.paths) authenticate by session instead, in the console's middleware.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+
+
+def needs_token(path: str) -> bool:
+    return path not in PUBLIC_PATHS and not is_console_path(path)
 
 
 @web.middleware
@@ -31,7 +37,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
 
 @web.middleware
 async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in PUBLIC_PATHS:
+    if needs_token(request.path):
         principal = await request.app[SERVICES].verifier.authenticate(
             request.headers.get("Authorization")
         )

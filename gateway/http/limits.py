@@ -33,7 +33,7 @@ from aiohttp import web
 
 from gateway.config import Network, Settings
 from gateway.errors import AuthenticationFailed, ConfigurationError, RateLimited
-from gateway.http.context import PUBLIC_PATHS, principal_of
+from gateway.http.context import PUBLIC_PATHS, needs_token, principal_of
 from gateway.http.problems import Handler
 from gateway.ratelimit import BucketTable, Rate, retry_after_s
 
@@ -136,7 +136,7 @@ class OrganisationLimits:
         )
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in PUBLIC_PATHS:
+        if needs_token(request.path):
             org = principal_of(request).org.code
             wait = self.requests.take(org, self.clock())
             if wait > 0:

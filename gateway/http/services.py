@@ -18,7 +18,12 @@ from gateway.directory import Directory
 from gateway.inbox import InboxNotifier
 from gateway.policy.service import PolicyService
 from gateway.relay import OutboxRelay
-from gateway.storage.base import AuditRepository, ConsentRepository, MessageRepository
+from gateway.storage.base import (
+    AuditRepository,
+    ConsentRepository,
+    MessageRepository,
+    SessionRepository,
+)
 from gateway.submission import SubmissionService
 from gateway.transport.base import Transport
 from gateway.validation import SchemaSet
@@ -44,6 +49,7 @@ class Services:
     audit_keys: AuditKeys
     clock: Callable[[], datetime]
     delivery_key_public: Mapping[str, Any]
+    sessions: SessionRepository
 
 
 SERVICES = web.AppKey("services", Services)
