@@ -26,7 +26,7 @@ from jsonschema import Draft202012Validator
 
 from gateway.config import Settings
 from gateway.errors import InvalidMessage, InvalidPolicy
-from gateway.http.routes.consents import _REQUEST_SCHEMA
+from gateway.http.consent_actions import REQUEST_SCHEMA
 from gateway.policy.document import load_text
 from gateway.validation import SchemaSet, ecma_regex, explain
 from tests.conftest import EXAMPLES, ROOT, bearer, example_files, load
@@ -70,11 +70,11 @@ def test_a_consent_request_pnc_id_with_a_trailing_newline_is_refused() -> None:
         "provision": {"type": "permit", "actor_roles": ["cjit"]},
         "information_given": "Told who will see the assessment and why.",
     }
-    assert [v.pointer for v in explain(_REQUEST_SCHEMA.iter_errors(request), ())] == [
+    assert [v.pointer for v in explain(REQUEST_SCHEMA.iter_errors(request), ())] == [
         "/subject/pnc_id"
     ]
     subject["pnc_id"] = "2012/118822R"
-    assert list(_REQUEST_SCHEMA.iter_errors(request)) == []
+    assert list(REQUEST_SCHEMA.iter_errors(request)) == []
 
 
 def test_a_policy_name_with_a_trailing_newline_is_refused() -> None:
