@@ -12,7 +12,7 @@ ASSETS := gateway/console/static/govuk
 ASSETS_STAMP := $(ASSETS)/.built-stamp
 GOVUK_DIST := node_modules/govuk-frontend/dist/govuk
 
-.PHONY: run test lint typecheck audit check lock clean assets
+.PHONY: run test lint typecheck audit check lock clean assets chromium
 
 # The locked set first (pip refuses any file whose hash differs), then the gateway itself
 # with --no-deps so nothing unlocked can slip in.
@@ -39,8 +39,18 @@ $(ASSETS_STAMP): package.json package-lock.json
 run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/dipgw serve
 
+## chromium: Debian's Chromium, which the console's browser tests drive through Playwright
+## (executable_path; never `playwright install`). Installed with apt only where it is
+## missing, so a prepared machine pays one `command -v`. If apt cannot (not root, no
+## network) the browser tests skip, or fail under DIPGW_REQUIRE_SERVICES=1, and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 \
+	  || { echo "make: installing Debian's chromium for the browser tests (apt-get)"; \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: could not install chromium with apt; the browser tests will skip (or fail under DIPGW_REQUIRE_SERVICES=1)" >&2
+
 ## test: set up and run the whole test suite
-test: $(STAMP) $(ASSETS_STAMP)
+test: $(STAMP) $(ASSETS_STAMP) chromium
 	deploy/dev/ensure-services.sh
 	$(BIN)/python -m pytest -q
 
