@@ -15,7 +15,7 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from gateway.console import views
+from gateway.console import consents, views
 from gateway.console.paths import ASSETS_PREFIX, CONSOLE_PREFIX, is_console_path
 from gateway.console.security import CsrfRefused, secure
 from gateway.console.sessions import SessionManager
@@ -43,6 +43,7 @@ def setup_console(app: web.Application) -> None:
     )
     environment.globals["service_name"] = "DIP gateway"
     app.add_routes(views.routes)
+    app.add_routes(consents.routes)
     app.router.add_static(f"{CONSOLE_PREFIX}/static", STATIC, follow_symlinks=False)
     if (GOVUK / "assets").is_dir():
         app.router.add_static(ASSETS_PREFIX, GOVUK / "assets", follow_symlinks=False)

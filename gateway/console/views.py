@@ -19,7 +19,7 @@ from gateway.console.security import form_with_token
 from gateway.console.sessions import SessionManager, SignedIn
 from gateway.console.words import alert_clock, body_fields, when
 from gateway.directory import Directory
-from gateway.errors import NotFound
+from gateway.errors import AccessDenied, NotFound
 from gateway.http.consultation import consulted
 from gateway.http.services import SERVICES, Services
 from gateway.model import Principal, Role
@@ -194,7 +194,17 @@ async def home(request: web.Request) -> web.Response:
         "organisation": org,
         "roles": [ROLE_WORDS[r] for r in sorted(principal.roles, key=lambda r: r.value)],
         "may": may,
+        "may_consent": may_handle_consent(principal),
     })
+
+
+def may_handle_consent(principal: Principal) -> bool:
+    """Whether the consent pages are this person's: the API's own check, not a copy."""
+    try:
+        access.check_consent_handler(principal)
+    except AccessDenied:
+        return False
+    return True
 
 
 _CONSENT_KINDS = frozenset(access.CONSENT_KINDS)
