@@ -190,8 +190,6 @@ def consent_document(
             provision[key] = lists[name]
         else:
             blank.add(name)
-    if "actor_roles" in blank and "actor_organisations" in blank:
-        blank.add("actor_roles")
     document["provision"] = provision
     period: dict[str, str] = {}
     for name, key in (("period_start", "start"), ("period_end", "end")):

@@ -352,3 +352,25 @@ async def test_every_read_is_a_consultation_like_the_apis(
     assert confirm["details"]["resource"] == "consent"
     assert confirm["details"]["consent_id"] == recorded["id"]
     assert confirm.get("subject") == api.get("subject")
+
+
+def test_status_words() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.consent import ConsentForm, ConsentRecord, SubjectKeys
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    record = ConsentRecord(
+        id="c", subject=SUBJECT, keys=SubjectKeys.of(SUBJECT), form=ConsentForm.WRITTEN,
+        permit=True, actor_roles=frozenset({"cjit"}), purposes=("care_coordination",),
+        period_start=now - timedelta(days=2), period_end=None, information_given="x" * 10,
+        recorded_at=now - timedelta(days=2), performer="CJIT-NFK/cjit-nfk.spoc",
+    )
+    day_ = timedelta(days=1)
+    assert consent_words.status(record, now).words == "Active"
+    assert consent_words.status(replace(record, period_end=now - day_), now).words == "Expired"
+    assert consent_words.status(replace(record, period_start=now + day_), now).words == (
+        "Not started")
+    assert consent_words.status(replace(record, withdrawn_at=now - day_), now).words == (
+        "Withdrawn")
