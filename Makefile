@@ -12,7 +12,7 @@ ASSETS := gateway/console/static/govuk
 ASSETS_STAMP := $(ASSETS)/.built-stamp
 GOVUK_DIST := node_modules/govuk-frontend/dist/govuk
 
-.PHONY: run test lint typecheck audit check lock clean assets chromium
+.PHONY: run test lint typecheck audit check lock clean assets chromium screenshots
 
 # The locked set first (pip refuses any file whose hash differs), then the gateway itself
 # with --no-deps so nothing unlocked can slip in.
@@ -53,6 +53,12 @@ chromium:
 test: $(STAMP) $(ASSETS_STAMP) chromium
 	deploy/dev/ensure-services.sh
 	$(BIN)/python -m pytest -q
+
+## screenshots: the browser tests again, writing their pictures of every page the journey
+## visits into docs/screenshots (shown in the README); `make test` writes them to a
+## temporary folder, so an ordinary run leaves the committed pictures alone
+screenshots: $(STAMP) $(ASSETS_STAMP) chromium
+	DIPGW_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/console/test_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway adapters tests bench

@@ -336,3 +336,14 @@ async def test_the_same_journey_works_without_javascript(
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
     assert len(shots) == 6, shots
 
+
+
+SCREENSHOTS = ("sign-in", "home", "inbox", "message", "acknowledged", "signed-out", "forbidden")
+
+
+def test_the_readme_shows_a_committed_screenshot_of_every_page_visited() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in SCREENSHOTS:
+        path = DOCS_SCREENSHOTS / f"{name}.png"
+        assert f"(docs/screenshots/{name}.png)" in readme, name
+        assert path.is_file() and png_width(path) == WIDTH, path
