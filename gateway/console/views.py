@@ -17,7 +17,7 @@ from aiohttp import web
 from gateway import access
 from gateway.console.security import form_with_token
 from gateway.console.sessions import SessionManager, SignedIn
-from gateway.console.words import alert_clock, body_fields, when
+from gateway.console.words import alert_clock, body_fields, subject_lines, when
 from gateway.directory import Directory
 from gateway.errors import AccessDenied, NotFound
 from gateway.http.consultation import consulted
@@ -188,8 +188,8 @@ async def home(request: web.Request) -> web.Response:
     org = principal.org
     may = [action.value[:1].upper() + action.value[1:]
            for action in access.Action
-           if access.allowed(principal, action, org.code)
-           and not (action is access.Action.HANDLE_CONSENT and org.kind not in _CONSENT_KINDS)]
+           if (may_handle_consent(principal) if action is access.Action.HANDLE_CONSENT
+               else access.allowed(principal, action, org.code))]
     return _page(request, "home.html", {
         "organisation": org,
         "roles": [ROLE_WORDS[r] for r in sorted(principal.roles, key=lambda r: r.value)],
@@ -206,8 +206,6 @@ def may_handle_consent(principal: Principal) -> bool:
         return False
     return True
 
-
-_CONSENT_KINDS = frozenset(access.CONSENT_KINDS)
 
 
 # --- inbox, message, acknowledge -----------------------------------------------------------
@@ -271,15 +269,16 @@ async def message(request: web.Request) -> web.Response:
     common = schemas.get("common", {})
     body = envelope.get("body", {})
     limit = timedelta(seconds=services.settings.alert_escalation_s)
+    names = {code: org.name for code, org in services.directory.by_code().items()}
     return _page(request, "message.html", {
         "row": _row(services, item, limit),
         "acknowledged_at": when(item.acknowledged_at) if item.acknowledged_at else None,
-        "subject": [(k.replace("_", " ").capitalize(), str(v))
-                    for k, v in envelope.get("subject", {}).items()],
+        "subject": subject_lines(envelope.get("subject", {}),
+                                 schemas.get("envelope", {}), common, names),
         "fields": body_fields(
             item.message_type, body if isinstance(body, Mapping) else {},
             schemas.get(item.message_type, {}), common, item.decision.redactions,
-            item.decision.withheld_for, item.decision.rule,
+            item.decision.withheld_for, item.decision.rule, names,
         ),
         "decision": item.decision,
         "breaches": breaches(envelope, services.directory.by_code()),

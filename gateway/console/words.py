@@ -86,9 +86,15 @@ def _resolved(schema: Mapping[str, Any], common: Mapping[str, Any]) -> Mapping[s
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def plain(value: Any, schema: Mapping[str, Any], common: Mapping[str, Any]) -> str:
+def plain(
+    value: Any, schema: Mapping[str, Any], common: Mapping[str, Any],
+    names: Mapping[str, str], *, nested: bool = False,
+) -> str:
     """One value in words: yes/no, dates and times in the GOV.UK style, vocabulary words
-    without underscores, objects as 'Title: value' lines."""
+    without underscores, an organisation by its directory name, objects as 'Title: value'
+    lines (an object inside one, such as an address, on one line)."""
+    if schema.get("$ref") == _COMMON_REF + "org_code" and isinstance(value, str):
+        return f"{names[value]} ({value})" if value in names else value
     schema = _resolved(schema, common)
     if isinstance(value, bool):
         return "Yes" if value else "No"
@@ -108,16 +114,33 @@ def plain(value: Any, schema: Mapping[str, Any], common: Mapping[str, Any]) -> s
         return value
     if isinstance(value, list):
         items = schema.get("items", {})
-        return "; ".join(plain(v, items if isinstance(items, Mapping) else {}, common)
+        return "; ".join(plain(v, items if isinstance(items, Mapping) else {}, common, names)
                          for v in value)
     if isinstance(value, Mapping):
         properties = schema.get("properties", {})
+        if nested:
+            return ", ".join(plain(item, properties.get(key, {}), common, names, nested=True)
+                             for key, item in value.items())
         lines = []
         for key, item in value.items():
-            sub = _resolved(properties.get(key, {}), common)
-            lines.append(f"{sub.get('title') or humanise(key)}: {plain(item, sub, common)}")
+            sub = properties.get(key, {})
+            title = _resolved(sub, common).get("title") or humanise(key)
+            lines.append(f"{title}: {plain(item, sub, common, names, nested=True)}")
         return "\n".join(lines)
     return str(value)
+
+
+def subject_lines(
+    subject: Mapping[str, Any], envelope_schema: Mapping[str, Any],
+    common: Mapping[str, Any], names: Mapping[str, str],
+) -> list[tuple[str, str]]:
+    """The person a message is about, each member by the envelope schema's title."""
+    properties = envelope_schema.get("properties", {}).get("subject", {}).get("properties", {})
+    return [
+        (str(_resolved(properties.get(key, {}), common).get("title") or humanise(key)),
+         plain(value, properties.get(key, {}), common, names))
+        for key, value in subject.items()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +158,7 @@ def body_fields(
     redactions: tuple[str, ...],
     withheld_for: tuple[str, ...],
     rule: str,
+    names: Mapping[str, str],
 ) -> list[Field]:
     """The body's fields in the schema's order, each by its title; a field this recipient
     did not receive is named with why (the decision's ``withheld_for`` and ``redactions``)."""
@@ -146,11 +170,10 @@ def body_fields(
     }
     fields = []
     for name, sub in schema.get("properties", {}).items():
-        sub = _resolved(sub, common)
-        title = str(sub.get("title") or humanise(name))
+        title = str(_resolved(sub, common).get("title") or humanise(name))
         pointer = f"/body/{name}"
         if name in body:
-            fields.append(Field(title, plain(body[name], sub, common)))
+            fields.append(Field(title, plain(body[name], sub, common, names)))
         elif pointer in withheld:
             fields.append(Field(title, None, (
                 f"Not shared with you: the person's consent does not cover {withheld[pointer]}."

@@ -187,6 +187,10 @@ async def test_a_spoc_reads_and_acknowledges_a_message_sent_through_the_api(
     assert page.status == 200
     text = await page.text()
     assert "Acknowledge" in text and "Legal basis" in text
+    # Members by their schema titles, dates in words, organisations by name.
+    assert "PNC ID" in text and "Pnc id" not in text
+    assert "Norfolk CJIT (CJIT-NFK)" in text
+    assert "Address lines:" not in text
     assert "_" not in re.sub(r"<[^>]+>|/console/[^\"]+|csrf_token|[a-z-]+_[a-z_]+=", "",
                              text.split('<h2 class="govuk-heading-m">Details</h2>')[1]
                              .split("</dl>")[0])
