@@ -363,3 +363,33 @@ def test_every_type_is_new_or_was_there_before() -> None:
     before = {"ra1_notice", "ra2_variation", "dir_transfer", "dir_acceptance",
               "carat_referral", "court_outcome", "disengagement_alert", "assessment_outcome"}
     assert {t.value for t in MessageType} == before | NEW_TYPES
+
+
+@pytest.mark.parametrize(("sender", "example_path", "changes"), [
+    # A CJIT with its own valid key passing off probation's DRR progress as its own.
+    ("CJIT-SFK", "drr_progress/valid-completed-referred-back-to-suffolk-cjit.json",
+     {"from": "CJIT-SFK"}),
+    # A CJIT asking itself about suitability, as if it were probation.
+    ("CJIT-SFK", "drr_suitability/valid-request-probation-to-suffolk.json",
+     {"from": "CJIT-SFK", "to": ["CJIT-NFK"]}),
+    # A treatment provider referring a person to another provider (only a CJIT refers).
+    ("TRT-SFK", "treatment_referral/valid-tier3-structured-treatment-with-prescribing.json",
+     {"from": "TRT-SFK"}),
+    # Police sending a compliance report to a court (only the CJIT reports compliance).
+    ("POL-SFK-IPS", "compliance_report/valid-restriction-on-bail-complying-ipswich-magistrates.json",
+     {"from": "POL-SFK-IPS"}),
+    # A PPO/IOM scheme nominating a person to itself.
+    ("IOM-NFK", "ppo_nomination/valid-iom-cohort-review-suffolk-resident.json",
+     {"from": "IOM-NFK", "to": ["IOM-NFK"]}),
+])
+async def test_a_member_agency_cannot_send_another_kinds_flow(
+    sender: str, example_path: str, changes: dict[str, Any], agency: AgencyFactory
+) -> None:
+    document = fresh(example(example_path))
+    document.update(changes)
+    with pytest.raises(GatewayProblem) as refused:
+        await agency(sender).send(document)
+    assert refused.value.status == 403
+    for code in {*load(EXAMPLES / example_path)["to"], *document.get("to", [])}:
+        assert document["message_id"] not in [
+            m["message_id"] for m in await agency(code).inbox(500)]

@@ -304,3 +304,22 @@ async def test_a_session_ends_12_hours_after_sign_in_however_active(
     now[0] += timedelta(minutes=20)
     response = await clocked.get("/console/", allow_redirects=False)
     assert response.status == 303
+
+
+async def test_another_agencys_spoc_can_neither_read_nor_acknowledge_its_message(
+    client: TestClient[Any, Any], agency: AgencyFactory,
+) -> None:
+    """A hostile member agency, signed in as its own SPOC, tries CJIT-NFK's message by id."""
+    document = load(RA1)
+    message_id = document["message_id"]
+    await agency("POL-SFK-IPS").send(document)
+    assert await wait_for_inbox(agency("CJIT-NFK"), message_id)
+    csrf = await sign_in(client, "cjit-sfk.spoc")
+
+    page = await client.get(f"/console/messages/{message_id}")
+    assert page.status == 404 and message_id not in await page.text()
+    ack = await client.post(f"/console/messages/{message_id}/acknowledge",
+                            data={"csrf_token": csrf}, allow_redirects=False)
+    assert ack.status == 404
+    assert message_id not in await (await client.get("/console/inbox")).text()
+    assert await wait_for_inbox(agency("CJIT-NFK"), message_id)  # still waiting there
