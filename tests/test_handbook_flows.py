@@ -376,7 +376,8 @@ def test_every_type_is_new_or_was_there_before() -> None:
     ("TRT-SFK", "treatment_referral/valid-tier3-structured-treatment-with-prescribing.json",
      {"from": "TRT-SFK"}),
     # Police sending a compliance report to a court (only the CJIT reports compliance).
-    ("POL-SFK-IPS", "compliance_report/valid-restriction-on-bail-complying-ipswich-magistrates.json",
+    ("POL-SFK-IPS",
+     "compliance_report/valid-restriction-on-bail-complying-ipswich-magistrates.json",
      {"from": "POL-SFK-IPS"}),
     # A PPO/IOM scheme nominating a person to itself.
     ("IOM-NFK", "ppo_nomination/valid-iom-cohort-review-suffolk-resident.json",
