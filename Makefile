@@ -49,16 +49,25 @@ chromium:
 	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make: could not install chromium with apt; the browser tests will skip (or fail under DIPGW_REQUIRE_SERVICES=1)" >&2
 
-## test: set up and run the whole test suite
+## test: set up and run the whole test suite twice, on SQLite and then on PostgreSQL
+## (DIPGW_TEST_DATABASE=postgresql: a fresh database per test, copied from a template
+## migrated once per run; tests/backends.py). Each run spreads its tests over
+## TEST_WORKERS processes (pytest-xdist), then runs the few marked `exclusive` (they stop
+## the broker every test shares, or load the whole machine) on their own.
+TEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -q
 test: $(STAMP) $(ASSETS_STAMP) chromium
 	deploy/dev/ensure-services.sh
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -n $(TEST_WORKERS) -m "not exclusive"
+	$(PYTEST) -m exclusive
+	DIPGW_TEST_DATABASE=postgresql $(PYTEST) -n $(TEST_WORKERS) -m "not exclusive"
+	DIPGW_TEST_DATABASE=postgresql $(PYTEST) -m exclusive
 
 ## screenshots: the browser tests again, writing their pictures of every page the journey
 ## visits into docs/screenshots (shown in the README); `make test` writes them to a
 ## temporary folder, so an ordinary run leaves the committed pictures alone
 screenshots: $(STAMP) $(ASSETS_STAMP) chromium
-	DIPGW_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/console/test_browser.py
+	DIPGW_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/console/test_browser*.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway adapters tests bench
@@ -84,3 +93,14 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules $(ASSETS)
+
+## haproxy: Debian's HAProxy, with which tests/test_deploy.py checks deploy/haproxy/haproxy.cfg
+## (`haproxy -c`, nothing is started). Installed with apt only where it is missing; if apt
+## cannot, that test skips, or fails under DIPGW_REQUIRE_SERVICES=1, and says why.
+.PHONY: haproxy
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 \
+	  || { echo "make: installing Debian's haproxy for the deployment tests (apt-get)"; \
+	       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; } \
+	  || echo "make: could not install haproxy with apt; its config check will skip (or fail under DIPGW_REQUIRE_SERVICES=1)" >&2
+test: haproxy

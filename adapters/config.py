@@ -17,8 +17,8 @@ from adapters.errors import ConfigError
 from gateway import keys
 from gateway.client import Credentials
 from gateway.config import Settings
-from gateway.directory import dev_key_path
-from gateway.errors import ConfigurationError
+from gateway.domain.errors import ConfigurationError
+from gateway.services.directory import dev_key_path
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway import keys  # noqa: E402
 from gateway.client import Credentials, GatewayClient  # noqa: E402
-from gateway.directory import dev_key_path  # noqa: E402
+from gateway.services.directory import dev_key_path  # noqa: E402
 from gateway.transport.topology import Topology  # noqa: E402
 
 RA1 = json.loads(
@@ -197,7 +197,7 @@ async def _drive(base: str, data_dir: Path, messages: int, clients: int) -> Resu
 
 
 async def _delete_topology(url: str, prefix: str) -> None:
-    from gateway.directory import DEMO_ORGANISATIONS
+    from gateway.services.directory import DEMO_ORGANISATIONS
 
     topology = Topology(prefix=prefix)
     connection = await aio_pika.connect(url)

@@ -38,9 +38,9 @@ from adapters.sources import parse_csv  # noqa: E402
 from gateway import keys  # noqa: E402
 from gateway.client import Credentials, GatewayClient  # noqa: E402
 from gateway.config import Settings  # noqa: E402
-from gateway.directory import dev_key_path  # noqa: E402
+from gateway.services.directory import dev_key_path  # noqa: E402
 from tests.adapters.court_lists import court_list  # noqa: E402
-from tests.test_crash_recovery import free_port  # noqa: E402
+from tests.processes import free_port  # noqa: E402
 
 COURT = "CRT-IPS-MC"
 

@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.policy.document import load_text  # noqa: E402
-from gateway.policy.evaluate import evaluate  # noqa: E402
-from gateway.policy.facts import purpose_of  # noqa: E402
-from gateway.policy.rules import ConsentState, Facts, FactValue, PolicySet  # noqa: E402
+from gateway.pipeline.policy.document import load_text  # noqa: E402
+from gateway.pipeline.policy.evaluate import evaluate  # noqa: E402
+from gateway.pipeline.policy.facts import purpose_of  # noqa: E402
+from gateway.pipeline.policy.rules import ConsentState, Facts, FactValue, PolicySet  # noqa: E402
 
 TARGET_US = 20.0
 ENF, PRO = "enforcement", "proactive_engagement"

@@ -19,12 +19,12 @@ import aiohttp
 import uvloop
 
 from gateway import keys, logs
-from gateway.administration import PERSON_ID
 from gateway.client import Credentials, GatewayClient, GatewayProblem
 from gateway.config import Settings
-from gateway.directory import dev_key_path, find_person_key
-from gateway.errors import ConfigurationError, GatewayError
-from gateway.model import Role
+from gateway.domain.errors import ConfigurationError, GatewayError
+from gateway.domain.model import Role
+from gateway.services.administration import PERSON_ID
+from gateway.services.directory import dev_key_path, find_person_key
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -87,8 +87,8 @@ def _dev_credentials(
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.app import create_app
     from gateway.http import server
-    from gateway.http.app import create_app
 
     logs.configure(args.log_level)
     app = create_app(settings)
@@ -116,7 +116,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_definitions(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.directory import DEMO_ORGANISATIONS
+    from gateway.services.directory import DEMO_ORGANISATIONS
     from gateway.transport.topology import Topology
 
     topology = Topology(prefix=args.prefix, delivery_limit=args.delivery_limit)
@@ -125,7 +125,7 @@ def cmd_definitions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _policy_file(path: str) -> tuple[str, Any]:
-    from gateway.policy.document import load_text
+    from gateway.pipeline.policy.document import load_text
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -142,8 +142,8 @@ def cmd_policy_validate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_policy_test(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.policy.cases import run_cases
-    from gateway.policy.document import parse_text
+    from gateway.pipeline.policy.cases import run_cases
+    from gateway.pipeline.policy.document import parse_text
 
     _, policy = _policy_file(args.file)
     cases_path = Path(args.cases or str(Path(args.file).with_suffix("")) + ".cases.yaml")
@@ -158,9 +158,9 @@ def cmd_policy_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_policy_diff(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.http.app import SCHEMA_DIR
-    from gateway.policy.diff import diff, fact_domains, situations
-    from gateway.validation import SchemaSet
+    from gateway.app import SCHEMA_DIR
+    from gateway.pipeline.policy.diff import diff, fact_domains, situations
+    from gateway.pipeline.validation import SchemaSet
 
     _, before = _policy_file(args.before)
     _, after = _policy_file(args.after)
@@ -250,7 +250,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_rotate(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.checkpoints import stage_rotation
+    from gateway.services.checkpoints import stage_rotation
 
     path = stage_rotation(settings.audit_keys_dir)
     print(f"new signing key staged at {path}; the gateway logs the rotation and signs its "
@@ -421,12 +421,14 @@ async def _people(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     """Write the first operator person straight into this installation's database."""
-    from gateway.administration import bootstrap_operator
-    from gateway.audit import Pseudonymiser
-    from gateway.checkpoints import pseudonym_key
-    from gateway.directory import Directory
-    from gateway.model import Contact, Organisation, OrgKind
-    from gateway.storage.sqlite import SqliteAuditLog, SqliteDatabase, SqliteDirectory
+    from gateway.domain.model import Contact, Organisation, OrgKind
+    from gateway.pipeline.audit import Pseudonymiser
+    from gateway.services.administration import bootstrap_operator
+    from gateway.services.checkpoints import pseudonym_key
+    from gateway.services.directory import Directory
+    from gateway.storage.audit_log import AuditLogStore
+    from gateway.storage.directory import DirectoryStore
+    from gateway.storage.engine import open_database
 
     record: dict[str, Any] = {"name": args.name, "email": args.email,
                               "keys": [_public_key_file(args.public_key)]}
@@ -435,12 +437,14 @@ async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> i
     operator_org = Organisation(
         args.org, OrgKind.OPERATOR, args.org_name, "England", Contact(args.org_name)
     )
-    db = SqliteDatabase(settings.sqlite_path)
+    db = open_database(settings.database_url, settings.sqlite_path)
     await db.open()
     try:
-        directory = Directory(SqliteDirectory(db))
+        directory = Directory(DirectoryStore(db))
         await directory.refresh()
-        audit = SqliteAuditLog(db, Pseudonymiser(pseudonym_key(settings.audit_keys_dir)))
+        audit = AuditLogStore(db, Pseudonymiser(
+            pseudonym_key(settings.audit_keys_dir, create=not settings.is_production)
+        ))
         person = await bootstrap_operator(
             directory, audit, operator_org, record, datetime.now(UTC)
         )
@@ -459,6 +463,39 @@ def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
     keys.write_private(path, private)
     print(f"private key written to {path} (0600); register this public key:", file=sys.stderr)
     _print_json(keys.public_jwk(private))
+    return 0
+
+
+def cmd_keys_init(settings: Settings, args: argparse.Namespace) -> int:
+    """Make an installation's key set once; every gateway process then reads that copy."""
+    from gateway.keyfiles import DELIVERY_KEY
+    from gateway.services.checkpoints import (
+        CURRENT,
+        PSEUDONYM,
+        AuditKeys,
+        new_key_file,
+        new_pseudonym_file,
+    )
+
+    folder = Path(args.dir)
+    existing = [folder / name for name in (CURRENT, PSEUDONYM, DELIVERY_KEY)
+                if (folder / name).exists()]
+    if existing:
+        raise ConfigurationError(
+            f"{', '.join(map(str, existing))} already exist: keys init never overwrites a "
+            "key (the audit log and webhook receivers depend on it); choose an empty "
+            "directory, or stage a new audit key with `dipgw audit rotate-key`"
+        )
+    new_key_file(folder / CURRENT)
+    new_pseudonym_file(folder / PSEUDONYM)
+    delivery = keys.generate("EdDSA")
+    keys.write_private(folder / DELIVERY_KEY, delivery)
+    signer = AuditKeys(folder, settings.audit_origin, create=False).current
+    print(f"wrote {CURRENT}, {PSEUDONYM} and {DELIVERY_KEY} (0600) to {folder}. Give every "
+          "gateway process this same directory as DIPGW_SECRETS_DIR, and keep a backup.",
+          file=sys.stderr)
+    print(f"audit verifier key: {signer.verifier_key()}")
+    print(f"webhook signing key id: {delivery['kid']}")
     return 0
 
 
@@ -785,6 +822,27 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     keygen.add_argument("--out", required=True, help="file for the private key")
     keygen.add_argument("--algorithm", choices=["EdDSA", "ES256"], default="EdDSA")
     keygen.set_defaults(handler=cmd_keygen)
+
+    keys_cmd = sub.add_parser(
+        "keys", help="make the gateway's own keys, once per installation")
+    keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k_init = keys_sub.add_parser(
+        "init", help="write a new key set into DIR (never overwriting a key)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write the gateway's own keys into DIR, each 0600 (DIR made 0700):\n\n"
+        "  current.key    the audit log's checkpoint signing key (Ed25519 seed)\n"
+        "  pseudonym.key  the audit log's pseudonym key (HMAC-SHA-256, 32 bytes)\n"
+        "  delivery.jwk   the webhook signing key (private Ed25519 JWK)\n\n"
+        "Run it once per installation, not once per process: every gateway process\n"
+        "must get the same copy of DIR, named in DIPGW_SECRETS_DIR (for instance a\n"
+        "Kubernetes Secret mounted read-only with defaultMode 0400 or 0440), or their\n"
+        "checkpoint signatures, pseudonyms and webhook signatures differ. In production\n"
+        "the gateway never makes these keys itself. Refused if any of the files exists.\n"
+        "Prints the audit verifier key (for auditors) and the webhook key id.",
+        epilog="example: dipgw keys init /secure/dipgw-keys && kubectl create secret "
+        "generic dipgw-keys --from-file=/secure/dipgw-keys")
+    k_init.add_argument("dir", help="directory to write the keys into")
+    k_init.set_defaults(handler=cmd_keys_init)
 
     definitions = sub.add_parser(
         "rabbitmq-definitions",

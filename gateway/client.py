@@ -15,11 +15,41 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import jwt
 
-from gateway.auth import issue_token
-from gateway.model import Role
+from gateway import keys
+from gateway.domain.model import Role
 
 DEFAULT_AUDIENCE = "urn:dipgw"
+
+
+def issue_token(
+    private_jwk: dict[str, Any],
+    *,
+    org_code: str,
+    role: Role | None,
+    audience: str,
+    subject: str,
+    ttl_s: int,
+    now: datetime,
+    token_id: str,
+) -> str:
+    """Sign a token as an organisation's system or person; what ``dipgw token`` and the
+    client do. ``role`` narrows the caller to one role it holds; None acts in all of them."""
+    alg = keys.algorithm_for(private_jwk)
+    signing_key = jwt.PyJWK(private_jwk, algorithm=alg)
+    issued = int(now.timestamp())
+    claims = {
+        "iss": org_code,
+        "sub": subject,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "jti": token_id,
+    }
+    if role is not None:
+        claims["role"] = role.value
+    return jwt.encode(claims, signing_key.key, algorithm=alg, headers={"kid": private_jwk["kid"]})
 
 
 @dataclass(frozen=True, slots=True)

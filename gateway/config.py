@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.channels.email import SmtpSettings
 from gateway.channels.mesh import MeshSettings
-from gateway.errors import ConfigurationError
+from gateway.domain.errors import ConfigurationError
+from gateway.keyfiles import DELIVERY_KEY
 
 _ENVIRONMENTS = ("development", "production")
 
@@ -42,6 +43,9 @@ class Settings:
     alert_escalation_s: int = 24 * 3600
     audit_origin: str = "dipgw.local/audit"
     audit_keys_dir_override: Path | None = None
+    # One directory of the installation's keys (``dipgw keys init``), the same copy in
+    # every process; may be a read-only mount (gateway.keyfiles).
+    secrets_dir: Path | None = None
     checkpoint_interval_s: float = 10.0
     push_retry_base_s: float = 5.0
     push_retry_cap_s: float = 600.0
@@ -62,12 +66,31 @@ class Settings:
     rate_max_tracked: int = 100_000
     # Reverse proxies whose X-Forwarded-For is believed; nobody else's is.
     rate_trusted_proxies: tuple[Network, ...] = ()
+    # Who may scrape GET /metrics (gateway.http.routes.metrics): volumes are not personal
+    # data but are not for everyone; anyone else is answered 404.
+    metrics_networks: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"),
+    )
     # How often the directory (people, grants, keys) is re-read, so that what another
-    # gateway process changed is honoured here too (gateway.directory), seconds.
+    # gateway process changed is honoured here too (gateway.services.directory), seconds.
     directory_refresh_s: float = 5.0
+    # How often a standby tries to become the leader for the singleton jobs, and the
+    # leader checks it still is (gateway.services.leadership), seconds.
+    leader_retry_s: float = 5.0
     # Read timeouts (gateway.http.server, gateway.http.body), seconds.
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    # OpenID Connect sign-in to the console (gateway.console.oidc). Client secrets, by
+    # organisation code, from DIPGW_OIDC_CLIENT_SECRET_<CODE> (CJIT-NFK: ..._CJIT_NFK):
+    # never in the directory or the repository. A public client (PKCE only) has none.
+    oidc_client_secrets: Mapping[str, str] = field(default_factory=dict)
+    # In production an ID token must assert multi-factor sign-in: an RFC 8176 ``amr``
+    # value, or this ``acr`` (DIPGW_OIDC_MFA_ACR) where a provider says it that way.
+    oidc_mfa_acr: str | None = None
+    # A development OpenID Provider every demo organisation registers (make run; never in
+    # production, where nothing is seeded).
+    demo_oidc_issuer: str | None = None
+    demo_oidc_client_id: str = "dipgw-console"
 
     @property
     def is_production(self) -> bool:
@@ -80,12 +103,17 @@ class Settings:
     @property
     def audit_keys_dir(self) -> Path:
         """Signing and pseudonym keys: outside the database, ideally outside the data dir."""
-        return self.audit_keys_dir_override or self.data_dir / "audit-keys"
+        return self.audit_keys_dir_override or self.secrets_dir or self.data_dir / "audit-keys"
 
     @property
     def delivery_key_file(self) -> Path:
-        """The gateway's own signing key for webhook pushes (0600, made on first start)."""
-        return self.delivery_key_file_override or self.data_dir / "delivery-key.jwk.json"
+        """The gateway's own signing key for webhook pushes (0600, made on first start in
+        development only)."""
+        if self.delivery_key_file_override is not None:
+            return self.delivery_key_file_override
+        if self.secrets_dir is not None:
+            return self.secrets_dir / DELIVERY_KEY
+        return self.data_dir / "delivery-key.jwk.json"
 
     @property
     def base_url(self) -> str:
@@ -132,6 +160,7 @@ class Settings:
             audit_keys_dir_override=(
                 Path(env["DIPGW_AUDIT_KEYS_DIR"]) if env.get("DIPGW_AUDIT_KEYS_DIR") else None
             ),
+            secrets_dir=Path(env["DIPGW_SECRETS_DIR"]) if env.get("DIPGW_SECRETS_DIR") else None,
             push_retry_base_s=_int(env, "DIPGW_PUSH_RETRY_BASE_SECONDS",
                                    int(cls.push_retry_base_s)),
             push_retry_cap_s=_int(env, "DIPGW_PUSH_RETRY_CAP_SECONDS", int(cls.push_retry_cap_s)),
@@ -153,13 +182,31 @@ class Settings:
             rate_org_burst=_int(env, "DIPGW_RATE_ORG_BURST", cls.rate_org_burst),
             rate_max_tracked=_int(env, "DIPGW_RATE_MAX_TRACKED", cls.rate_max_tracked),
             rate_trusted_proxies=_networks(env, "DIPGW_RATE_TRUSTED_PROXIES"),
+            metrics_networks=_networks(env, "DIPGW_METRICS_NETWORKS", "127.0.0.1/32,::1/128"),
             directory_refresh_s=_positive(env, "DIPGW_DIRECTORY_REFRESH_SECONDS",
                                           cls.directory_refresh_s),
+            leader_retry_s=_positive(env, "DIPGW_LEADER_RETRY_SECONDS", cls.leader_retry_s),
             header_timeout_s=_positive(env, "DIPGW_HEADER_TIMEOUT", cls.header_timeout_s),
             body_timeout_s=_positive(env, "DIPGW_BODY_TIMEOUT", cls.body_timeout_s),
+            oidc_client_secrets=_oidc_client_secrets(env),
+            oidc_mfa_acr=env.get("DIPGW_OIDC_MFA_ACR") or None,
+            demo_oidc_issuer=env.get("DIPGW_DEMO_OIDC_ISSUER") or None,
+            demo_oidc_client_id=env.get("DIPGW_DEMO_OIDC_CLIENT_ID", cls.demo_oidc_client_id),
             # Demo organisations with generated keys must never appear in production.
             seed_demo_directory=environment != "production",
         )
+
+
+_OIDC_SECRET_PREFIX = "DIPGW_OIDC_CLIENT_SECRET_"  # noqa: S105 (a variable name)
+
+
+def _oidc_client_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """Each organisation's OpenID Connect client secret, by its directory code."""
+    return {
+        name.removeprefix(_OIDC_SECRET_PREFIX).replace("_", "-"): value
+        for name, value in env.items()
+        if name.startswith(_OIDC_SECRET_PREFIX) and value
+    }
 
 
 def _smtp(env: Mapping[str, str]) -> SmtpSettings | None:
@@ -210,12 +257,13 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
-    """Comma-separated addresses or CIDR networks, e.g. ``127.0.0.1, 10.0.0.0/8``."""
+def _networks(env: Mapping[str, str], name: str, default: str = "") -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDR networks, e.g. ``127.0.0.1, 10.0.0.0/8``; unset or
+    empty is ``default``."""
     try:
         return tuple(
             ipaddress.ip_network(part.strip(), strict=False)
-            for part in env.get(name, "").split(",")
+            for part in (env.get(name) or default).split(",")
             if part.strip()
         )
     except ValueError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from gateway.errors import ConfigurationError
+from gateway.domain.errors import ConfigurationError
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
@@ -72,11 +72,20 @@ def write_private(path: Path, jwk: dict[str, Any]) -> None:
 
 def read_private(path: Path) -> dict[str, Any]:
     try:
-        jwk: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return parse_private(path, path.read_bytes())
     except FileNotFoundError:
         raise ConfigurationError(f"no private key at {path}") from None
-    except json.JSONDecodeError:
+
+
+def parse_private(path: Path, data: bytes) -> dict[str, Any]:
+    """A private JWK from bytes already read (``path`` names it in errors), for callers
+    that check the file before reading it (``gateway.keyfiles``)."""
+    try:
+        jwk: dict[str, Any] = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         raise ConfigurationError(f"{path} does not hold a JSON Web Key") from None
+    if not isinstance(jwk, dict):
+        raise ConfigurationError(f"{path} does not hold a JSON Web Key")
     if "d" not in jwk or "kid" not in jwk:
         raise ConfigurationError(f"{path} is not a private JWK with a kid")
     algorithm_for(jwk)

@@ -31,6 +31,11 @@ class Periodic:
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def name(self) -> str:
+        """The job's name: its task's, its log lines', and its ``dipgw_leader`` role."""
+        return self._name
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self._name)
 

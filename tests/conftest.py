@@ -4,20 +4,30 @@ through the same client library an agency system would (``gateway.client``)."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from gateway import keys
+from gateway.app import create_app
 from gateway.client import Credentials, GatewayClient
 from gateway.config import Settings
-from gateway.directory import dev_key_path, find_person_key
-from gateway.http.app import create_app
-from gateway.model import Role
+from gateway.domain.model import Role
+from gateway.services.directory import dev_key_path, find_person_key
+from tests.backends import counts, database_for_each_test, drop_template, make_settings
+
+# `make test` spreads the suite over several processes on a shared machine: how long
+# Hypothesis takes to generate or run an example then says how busy the machine is, not
+# whether the code is right. Its timing checks are off; every property still runs all of
+# its examples (a run failed on "Input generation is slow" with the CPUs busy).
+hypothesis_settings.register_profile(
+    "dipgw", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("dipgw")
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "schemas" / "examples"
@@ -32,9 +42,23 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
+@pytest.fixture(autouse=True)
+def _database_for_each_test() -> Iterator[None]:
+    """On PostgreSQL runs, each test's own database, dropped when it ends
+    (``tests.backends``)."""
+    with database_for_each_test():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _template_database() -> Iterator[None]:
+    yield
+    drop_template()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, relay_interval_s=0.05)
+    return make_settings(data_dir=tmp_path, relay_interval_s=0.05)
 
 
 @pytest.fixture
@@ -62,7 +86,7 @@ async def agency(
     yield make
 
 
-# The demo person of an organisation who holds each role (gateway.directory.demo_people).
+# The demo person of an organisation who holds each role (gateway.services.directory.demo_people).
 DEMO_PERSON_SUFFIX = {
     Role.SPOC: "spoc", Role.IG_LEAD: "ig-lead", Role.ORG_ADMIN: "admin",
     Role.AUDITOR: "auditor", Role.DIRECTORY_ADMIN: "operator",
@@ -112,12 +136,4 @@ def table_counts(settings: Settings) -> dict[str, int]:
     """Row counts of every stored table, to prove a refused request changed nothing.
 
     The audit log is left out: it rightly grows with every read (consultations)."""
-    with sqlite3.connect(settings.sqlite_path) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' AND name NOT IN ('token_uses', 'audit_entries')"
-            )
-        ]
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}  # noqa: S608
+    return counts(settings)

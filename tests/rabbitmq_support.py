@@ -11,8 +11,9 @@ from pathlib import Path
 import aio_pika
 
 from gateway.config import Settings
-from gateway.directory import DEMO_ORGANISATIONS
+from gateway.services.directory import DEMO_ORGANISATIONS
 from gateway.transport.topology import Topology
+from tests.backends import make_settings
 
 
 def unique_prefix() -> str:
@@ -27,7 +28,7 @@ def broker_settings(data_dir: Path, url: str, prefix: str, **overrides: object) 
         "relay_interval_s": 0.05,
         **overrides,
     }
-    return Settings(**values)  # type: ignore[arg-type]
+    return make_settings(**values)  # type: ignore[arg-type]
 
 
 async def delete_topology(url: str, prefix: str) -> None:

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.client import GatewayClient
 from gateway.config import Settings
-from gateway.model import Role
+from gateway.domain.model import Role
 from tests.conftest import EXAMPLES, AgencyFactory, bearer, load, table_counts
 
 RA1 = EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json"  # POL-SFK-IPS → CJIT-NFK

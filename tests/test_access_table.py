@@ -1,5 +1,5 @@
-"""Properties of the one authority table (gateway/access.py), for every role set, action and
-organisation hypothesis tries: deny by default, more roles never mean less authority,
+"""Properties of the one authority table (gateway/pipeline/access.py), for every role set,
+action and organisation hypothesis tries: deny by default, more roles never mean less authority,
 own-organisation scope holds, a system is never an administrator, and a token's role claim
 can only narrow what is held."""
 
@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import access
-from gateway.access import AUTHORITY, Action, Scope, allowed
-from gateway.auth import _narrowed
-from gateway.directory import DEMO_AUTHORITIES, DEMO_ORGANISATIONS
-from gateway.errors import AccessDenied, AuthenticationFailed
-from gateway.model import Organisation, Principal, Role
+from gateway.domain.errors import AccessDenied, AuthenticationFailed
+from gateway.domain.model import Organisation, Principal, Role
+from gateway.pipeline import access
+from gateway.pipeline.access import AUTHORITY, Action, Scope, allowed
+from gateway.services.auth import _narrowed
+from gateway.services.directory import DEMO_AUTHORITIES, DEMO_ORGANISATIONS
 
 ORGANISATIONS = (*DEMO_ORGANISATIONS, *DEMO_AUTHORITIES)
 CODES = [org.code for org in ORGANISATIONS]

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.client import GatewayClient
 from gateway.config import Settings
-from gateway.http.app import create_app
-from gateway.model import Role
+from gateway.domain.model import Role
+from tests.backends import make_settings
 from tests.conftest import EXAMPLES, bearer, credentials, load
 from tests.test_messages_end_to_end import wait_for_inbox
 
@@ -26,7 +27,7 @@ ALERT = load(
 async def quick_clock(
     aiohttp_client: Any, tmp_path: Path
 ) -> tuple[TestClient[Any, Any], Settings]:
-    settings = Settings(data_dir=tmp_path, relay_interval_s=0.05, alert_escalation_s=1,
+    settings = make_settings(data_dir=tmp_path, relay_interval_s=0.05, alert_escalation_s=1,
                         expiry_check_s=0.1)
     return await aiohttp_client(create_app(settings)), settings
 

@@ -15,12 +15,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.checkpoints import stage_rotation
 from gateway.client import GatewayProblem
 from gateway.config import Settings
+from gateway.domain.model import Role
 from gateway.http.services import SERVICES
-from gateway.model import Role
-from gateway.storage.sqlite import SqliteAuditLog
+from gateway.services.checkpoints import stage_rotation
+from gateway.storage.audit_log import AuditLogStore
 from gateway.tlog.note import Signer, parse_signed_note, sign_note
 from tests.conftest import AgencyFactory, bearer, example_files, load, table_counts
 from tests.test_messages_end_to_end import wait_for_inbox
@@ -110,10 +110,10 @@ async def test_accepted_message_cannot_exist_without_its_audit_entry(
     document = VALID[0]
     before = table_counts(settings)
 
-    def broken(self: SqliteAuditLog, transaction: Any, event: Any) -> int:
+    def broken(self: AuditLogStore, transaction: Any, event: Any) -> int:
         raise OSError("audit store unavailable")
 
-    monkeypatch.setattr(SqliteAuditLog, "append", broken)
+    monkeypatch.setattr(AuditLogStore, "append", broken)
     with pytest.raises(GatewayProblem) as failed:
         await agency(document["from"]).send(document)
     monkeypatch.undo()

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Settings
-from gateway.model import Role
+from gateway.domain.model import Role
 from tests.conftest import bearer
 from tests.test_hostile_input import assert_problem
 

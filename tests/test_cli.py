@@ -12,10 +12,10 @@ import jwt
 import pytest
 
 from gateway import keys
+from gateway.app import create_app
 from gateway.cli import main
 from gateway.client import Credentials
-from gateway.config import Settings
-from gateway.http.app import create_app
+from tests.backends import database_env, make_settings
 from tests.conftest import EXAMPLES
 
 RA1_FILE = EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json"
@@ -54,7 +54,7 @@ def test_token_carries_the_claims_the_gateway_checks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from gateway import keys
-    from gateway.directory import dev_key_path
+    from gateway.services.directory import dev_key_path
 
     keys.write_private(dev_key_path(tmp_path / "dev-keys", "CJIT-SFK"), keys.generate())
     code = main(["token", "--org", "CJIT-SFK", "--role", "spoc", "--ttl", "120"],
@@ -80,7 +80,7 @@ def test_send_to_a_gateway_that_is_not_running_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from gateway import keys
-    from gateway.directory import dev_key_path
+    from gateway.services.directory import dev_key_path
 
     keys.write_private(dev_key_path(tmp_path / "dev-keys", "POL-SFK-IPS"), keys.generate())
     code = main(["send", str(RA1_FILE), "--url", "http://127.0.0.1:9"],
@@ -98,12 +98,13 @@ def test_bad_configuration_is_one_sentence(capsys: pytest.CaptureFixture[str]) -
 async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path) -> None:
     import json
 
-    from tests.test_crash_recovery import free_port, gateway_process, wait_ready
+    from tests.backends import current_database_url
+    from tests.processes import free_port, gateway_process, wait_ready
 
     port = free_port()
     env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_PORT": str(port)}
     document = json.loads(RA1_FILE.read_text())
-    with gateway_process(tmp_path, port):
+    with gateway_process(tmp_path, port, current_database_url()):
         await wait_ready(f"http://127.0.0.1:{port}")
         sent = run("send", str(RA1_FILE), env=env)
         assert sent.returncode == 0, sent.stderr
@@ -149,7 +150,12 @@ async def test_send_then_inbox_then_ack_against_a_running_gateway(tmp_path: Path
 async def test_operator_bootstrap_makes_the_first_operator_of_a_production_install(
     tmp_path: Path, aiohttp_client: Any
 ) -> None:
-    env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_ENV": "production"}
+    settings = make_settings(data_dir=tmp_path, environment="production",
+                             seed_demo_directory=False, secrets_dir=tmp_path / "secrets")
+    env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_ENV": "production",
+           "DIPGW_SECRETS_DIR": str(tmp_path / "secrets"), **database_env(settings)}
+    # Production makes no key of its own: the installation's set comes first.
+    assert run("keys", "init", str(tmp_path / "secrets"), env=env).returncode == 0
     private_file, public_file = tmp_path / "ops.jwk.json", tmp_path / "ops.pub.json"
     made = run("keygen", "--out", str(private_file), env=env)
     assert made.returncode == 0, made.stderr
@@ -164,8 +170,6 @@ async def test_operator_bootstrap_makes_the_first_operator_of_a_production_insta
                 "--public-key", str(public_file), env=env)
     assert again.returncode == 2 and "already holds directory_admin" in again.stderr
 
-    settings = Settings(data_dir=tmp_path, environment="production",
-                        seed_demo_directory=False)
     client = await aiohttp_client(create_app(settings))
     operator = Credentials.for_person(
         "DIPGW-OPS", "dipgw-ops.sam.okoro", keys.read_private(private_file),

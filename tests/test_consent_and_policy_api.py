@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.client import GatewayClient, GatewayProblem
 from gateway.config import Settings
-from gateway.http.app import create_app
-from gateway.model import Role
+from gateway.domain.model import Role
 from gateway.transport.base import TransportState
 from gateway.transport.inprocess import InProcessTransport
+from tests.backends import make_settings
 from tests.conftest import EXAMPLES, ROOT, credentials, load
 from tests.test_messages_end_to_end import wait_for_inbox
 
@@ -42,7 +43,7 @@ class HeldTransport(InProcessTransport):
 async def held(
     aiohttp_client: Any, tmp_path: Path
 ) -> tuple[TestClient[Any, Any], Settings, HeldTransport]:
-    settings = Settings(data_dir=tmp_path, relay_interval_s=0.05)
+    settings = make_settings(data_dir=tmp_path, relay_interval_s=0.05)
     transport = HeldTransport()
     return await aiohttp_client(create_app(settings, transport=transport)), settings, transport
 

@@ -1,4 +1,4 @@
-"""The consent register's matching rules, by property (gateway/consent.py; README,
+"""The consent register's matching rules, by property (gateway/pipeline/consent.py; README,
 "Consent"): recipient and purpose scope, withdrawal, and when the declaration counts."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.consent import (
+from gateway.domain.model import MessageType
+from gateway.pipeline.consent import (
     ConsentForm,
     ConsentRecord,
     SubjectKeys,
     consent_state,
     purposes_of,
 )
-from gateway.model import MessageType
-from gateway.policy.facts import PURPOSES, Purpose, purpose_of
-from gateway.policy.rules import ConsentState
+from gateway.pipeline.policy.facts import PURPOSES, Purpose, purpose_of
+from gateway.pipeline.policy.rules import ConsentState
 
 SUBJECT = {"given_name": "Gemma", "family_name": "Baxter", "date_of_birth": "1996-05-25"}
 KEYS = SubjectKeys.of(SUBJECT)

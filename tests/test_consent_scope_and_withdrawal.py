@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.client import GatewayClient, GatewayProblem
 from gateway.config import Settings
-from gateway.model import Role
+from gateway.domain.model import Role
 from tests.conftest import EXAMPLES, AgencyFactory, load
 from tests.test_consent_and_policy_api import PROACTIVE_DIR, SUBJECT, HeldTransport, as_org, post
 from tests.test_consent_and_policy_api import held as held  # the pytest fixture, re-exported

@@ -1,4 +1,4 @@
-"""A message goes only to the agencies its own body names (gateway.consistency), and on the
+"""A message goes only to the agencies its own body names (gateway.pipeline.consistency), and on the
 proactive route nothing is statutory (the envelope schema)."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from gateway.client import GatewayProblem
 from gateway.config import Settings
-from gateway.consistency import contradictions
-from gateway.directory import DEMO_ORGANISATIONS
-from gateway.model import Contact, Envelope, MessageType, Organisation, OrgKind
-from gateway.resolution import Known, resolve
-from gateway.validation import SchemaSet
+from gateway.domain.model import Contact, Envelope, MessageType, Organisation, OrgKind
+from gateway.pipeline.consistency import contradictions
+from gateway.pipeline.resolution import Known, resolve
+from gateway.pipeline.validation import SchemaSet
+from gateway.services.directory import DEMO_ORGANISATIONS
 from tests.conftest import (
     EXAMPLES,
     ROOT,

@@ -6,68 +6,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import sqlite3
-import subprocess
-import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 
 from gateway.client import GatewayClient
 from gateway.config import Settings
+from gateway.storage.messages import OUTBOX_LEASE
+from tests.backends import query
 from tests.conftest import EXAMPLES, credentials, load
+from tests.processes import free_port, gateway_process, wait_ready
 
 RA1 = load(EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json")
 RECIPIENT = RA1["to"][0]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def gateway_process(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "DIPGW_DATA_DIR": str(data_dir), "DIPGW_PORT": str(port)}
-    env.pop("DIPGW_AMQP_URL", None)
-    env.pop("DIPGW_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--log-level", "WARNING"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-
-
-async def wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("the gateway did not become ready")
-
-
 @asynccontextmanager
-async def as_org(url: str, data_dir: Path, org: str) -> AsyncIterator[GatewayClient]:
-    async with GatewayClient(url, credentials(Settings(data_dir=data_dir), org)) as client:
+async def as_org(url: str, settings: Settings, org: str) -> AsyncIterator[GatewayClient]:
+    async with GatewayClient(url, credentials(settings, org)) as client:
         yield client
 
 
@@ -75,8 +35,8 @@ def new_ra1() -> dict[str, Any]:
     return {**RA1, "message_id": str(uuid.uuid4())}
 
 
-async def inbox_ids(url: str, data_dir: Path) -> list[str]:
-    async with as_org(url, data_dir, RECIPIENT) as cjit:
+async def inbox_ids(url: str, settings: Settings) -> list[str]:
+    async with as_org(url, settings, RECIPIENT) as cjit:
         for _ in range(200):
             items = await cjit.inbox(500)
             if items:
@@ -86,13 +46,13 @@ async def inbox_ids(url: str, data_dir: Path) -> list[str]:
     return []
 
 
-async def test_sigkill_during_a_burst_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+async def test_sigkill_during_a_burst_loses_and_duplicates_nothing(settings: Settings) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     accepted: list[str] = []
-    with gateway_process(tmp_path, port) as process:
+    with gateway_process(settings.data_dir, port, settings.database_url) as process:
         await wait_ready(url)
-        async with as_org(url, tmp_path, RA1["from"]) as police:
+        async with as_org(url, settings, RA1["from"]) as police:
 
             async def send_until_killed() -> None:
                 while True:
@@ -108,67 +68,80 @@ async def test_sigkill_during_a_burst_loses_and_duplicates_nothing(tmp_path: Pat
             await asyncio.gather(*(send_until_killed() for _ in range(6)))
     assert len(accepted) >= 60
 
-    with gateway_process(tmp_path, port):
+    with gateway_process(settings.data_dir, port, settings.database_url):
         await wait_ready(url)
-        delivered = await inbox_ids(url, tmp_path)
+        delivered = await inbox_holding(url, settings, set(accepted))
 
     assert sorted(delivered) == sorted(set(delivered)), "a message was delivered twice"
     assert set(accepted) <= set(delivered), "an accepted message was lost"
 
 
-def _rewind_to_crash_point(db: Path, message_id: str, *, delivered: bool) -> None:
+async def inbox_holding(url: str, settings: Settings, expected: set[str]) -> list[str]:
+    """The recipient's inbox once it holds every ``expected`` id, or as it stands when the
+    wait ends. On PostgreSQL the outbox rows the killed process had claimed are leased to
+    it (several processes share the database), so they are sent once the lease runs out:
+    the wait covers ``OUTBOX_LEASE``."""
+    deadline = time.monotonic() + OUTBOX_LEASE.total_seconds() + 30
+    async with as_org(url, settings, RECIPIENT) as cjit:
+        while True:
+            delivered = [m["message_id"] for m in await cjit.inbox(500)]
+            if expected <= set(delivered) or time.monotonic() > deadline:
+                return delivered
+            await asyncio.sleep(0.2)
+
+
+def _rewind_to_crash_point(settings: Settings, message_id: str, *, delivered: bool) -> None:
     """Put the store back as a SIGKILL would leave it at a chosen point after the 202."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE outbox SET published_at = NULL WHERE message_id = ?", (message_id,))
-        if not delivered:
-            conn.execute("DELETE FROM inbox WHERE message_id = ?", (message_id,))
-            conn.execute(
-                "DELETE FROM status_events WHERE message_id = ? AND status = 'delivered'",
-                (message_id,),
-            )
+    query(settings, "UPDATE outbox SET published_at = NULL WHERE message_id = :id",
+          id=message_id)
+    if not delivered:
+        query(settings, "DELETE FROM inbox WHERE message_id = :id", id=message_id)
+        query(settings,
+              "DELETE FROM status_events WHERE message_id = :id AND status = 'delivered'",
+              id=message_id)
 
 
-async def _send_one_then_kill(tmp_path: Path, port: int) -> str:
+async def _send_one_then_kill(settings: Settings, port: int) -> str:
     url = f"http://127.0.0.1:{port}"
-    with gateway_process(tmp_path, port) as process:
+    with gateway_process(settings.data_dir, port, settings.database_url) as process:
         await wait_ready(url)
         document = new_ra1()
-        async with as_org(url, tmp_path, RA1["from"]) as police:
+        async with as_org(url, settings, RA1["from"]) as police:
             answer = await police.send(document)
         assert answer.status == 202
         process.send_signal(signal.SIGKILL)
     return str(document["message_id"])
 
 
-async def _history_after_restart(tmp_path: Path, port: int, message_id: str) -> list[str]:
+async def _history_after_restart(settings: Settings, port: int, message_id: str) -> list[str]:
     url = f"http://127.0.0.1:{port}"
-    with gateway_process(tmp_path, port):
+    with gateway_process(settings.data_dir, port, settings.database_url):
         await wait_ready(url)
-        assert (await inbox_ids(url, tmp_path)).count(message_id) == 1
-        async with as_org(url, tmp_path, RA1["from"]) as police:
+        assert (await inbox_ids(url, settings)).count(message_id) == 1
+        async with as_org(url, settings, RA1["from"]) as police:
             history = (await police.status(message_id))["history"]
     return [e["status"] for e in history]
 
 
 async def test_killed_after_commit_before_delivery_delivers_once_on_restart(
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
     port = free_port()
-    message_id = await _send_one_then_kill(tmp_path, port)
-    _rewind_to_crash_point(tmp_path / "dipgw.sqlite3", message_id, delivered=False)
+    message_id = await _send_one_then_kill(settings, port)
+    _rewind_to_crash_point(settings, message_id, delivered=False)
 
-    statuses = await _history_after_restart(tmp_path, port, message_id)
+    statuses = await _history_after_restart(settings, port, message_id)
 
     assert statuses == ["accepted", "delivered"]
 
 
 async def test_killed_after_delivery_before_outbox_marked_does_not_deliver_twice(
-    tmp_path: Path,
+    settings: Settings,
 ) -> None:
     port = free_port()
-    message_id = await _send_one_then_kill(tmp_path, port)
-    _rewind_to_crash_point(tmp_path / "dipgw.sqlite3", message_id, delivered=True)
+    message_id = await _send_one_then_kill(settings, port)
+    _rewind_to_crash_point(settings, message_id, delivered=True)
 
-    statuses = await _history_after_restart(tmp_path, port, message_id)
+    statuses = await _history_after_restart(settings, port, message_id)
 
     assert statuses == ["accepted", "delivered"]

@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.audit import AuditAction, AuditEvent
 from gateway.config import Settings
 from gateway.http.services import SERVICES
-from gateway.storage.sqlite import SqliteDatabase
+from gateway.pipeline.audit import AuditAction, AuditEvent
+from gateway.storage.engine import SqliteDatabase
+from tests.backends import sqlite_only
+
+pytestmark = sqlite_only
 
 
 @pytest.fixture
@@ -70,8 +73,8 @@ async def write_once(path: Path) -> None:
     db = SqliteDatabase(path)
     await db.open()
     try:
-        await db.transaction(lambda conn: conn.execute("CREATE TABLE IF NOT EXISTS t (x)"))
-        await db.transaction(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        await db.transaction(lambda conn: conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)"))
+        await db.transaction(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
         assert_private(path)
     finally:
         await db.close()

@@ -7,7 +7,6 @@ import asyncio
 import email
 import email.policy
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +17,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.app import create_app
 from gateway.channels.choice import channel_problems
 from gateway.channels.email import SmtpSettings
 from gateway.client import GatewayClient, GatewayProblem
 from gateway.config import Settings
-from gateway.http.app import create_app
-from gateway.model import ChannelSettings, DeliveryChannel, Role
+from gateway.domain.model import ChannelSettings, DeliveryChannel, Role
+from tests.backends import make_settings, query
 from tests.conftest import EXAMPLES, credentials, load, person_credentials
 from tests.smtp_support import SmtpServer
 
@@ -93,7 +93,7 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"data_dir": tmp_path / "gw", "relay_interval_s": 0.05,
                               "push_retry_base_s": 0.05, "push_retry_cap_s": 0.2,
                               **overrides}
-    return Settings(**values)
+    return make_settings(**values)
 
 
 def as_org(
@@ -375,8 +375,8 @@ async def test_the_ig_lead_chooses_a_channel_and_every_problem_is_named(
                               json_body={"channel": "pull"})
     assert missing.value.status == 404
 
-    with sqlite3.connect(settings.sqlite_path) as conn:
-        entries = [json.loads(row[0]) for row in conn.execute("SELECT entry FROM audit_entries")]
+    entries = [json.loads(bytes(row[0])) for row in query(
+        settings, "SELECT entry FROM audit_entries ORDER BY idx")]
     changes = [e for e in entries if e["action"] == "directory.updated"]
     assert changes[-1]["details"] == {"delivery_channel": {"CJIT-NFK": {
         "channel": "mesh", "mesh_mailbox": "X26ABC123", "email_notices": True}}}

@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import Settings
-from gateway.directory import DEMO_ORGANISATIONS
-from gateway.directory_import import (
+from gateway.domain.model import Role
+from gateway.pipeline.directory_import import (
     InvalidDirectoryFile,
     cjit_of_residence,
     parse_spoc_csv,
     plan,
 )
-from gateway.model import Role
+from gateway.services.directory import DEMO_ORGANISATIONS
 from tests.conftest import bearer, person_bearer, table_counts
 
 HEADER = "code,organisation,kind,area,spoc_name,phone,email,secure_email,areas_served\n"

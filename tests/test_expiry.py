@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.client import GatewayClient, GatewayProblem
 from gateway.config import Settings
-from gateway.http.app import create_app
+from tests.backends import make_settings
 from tests.conftest import EXAMPLES, credentials, load
 from tests.test_messages_end_to_end import wait_for_inbox
 
@@ -20,7 +21,8 @@ RA1 = load(EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json")
 
 @pytest.fixture
 async def short_lived(aiohttp_client: Any, tmp_path: Path) -> tuple[TestClient[Any, Any], Settings]:
-    settings = Settings(data_dir=tmp_path, relay_interval_s=0.05, expiry_s=1, expiry_check_s=0.1)
+    settings = make_settings(
+        data_dir=tmp_path, relay_interval_s=0.05, expiry_s=1, expiry_check_s=0.1)
     return await aiohttp_client(create_app(settings)), settings
 
 

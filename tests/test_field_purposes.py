@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config import Settings
-from gateway.consent import ConsentFinding
-from gateway.model import Consent, Decision
-from gateway.policy.facts import FIELD_PURPOSES, Purpose, field_groups
-from gateway.policy.rules import ConsentState
-from gateway.policy.service import withhold_field_groups
+from gateway.domain.model import Consent, Decision
+from gateway.pipeline.consent import ConsentFinding
+from gateway.pipeline.policy.facts import FIELD_PURPOSES, Purpose, field_groups
+from gateway.pipeline.policy.rules import ConsentState
+from gateway.services.policy import withhold_field_groups
 from tests.conftest import EXAMPLES, AgencyFactory, load
 from tests.test_consent_and_policy_api import HeldTransport, as_org, post
 from tests.test_consent_and_policy_api import held as held  # the pytest fixture, re-exported

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway import keys
 from gateway.config import Settings
+from gateway.domain.model import Role
 from gateway.http.services import SERVICES
-from gateway.model import Role
 from tests.conftest import (
     EXAMPLES,
     bearer,

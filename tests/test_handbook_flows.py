@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from gateway.client import GatewayProblem
-from gateway.model import MessageType
-from gateway.policy.diff import diff as policy_diff
-from gateway.policy.diff import fact_domains, situations
-from gateway.policy.document import load_text
-from gateway.policy.evaluate import evaluate
-from gateway.policy.rules import Facts
-from gateway.validation import SchemaSet
+from gateway.domain.model import MessageType
+from gateway.pipeline.policy.diff import diff as policy_diff
+from gateway.pipeline.policy.diff import fact_domains, situations
+from gateway.pipeline.policy.document import load_text
+from gateway.pipeline.policy.evaluate import evaluate
+from gateway.pipeline.policy.rules import Facts
+from gateway.pipeline.validation import SchemaSet
 from tests.conftest import EXAMPLES, ROOT, AgencyFactory, load
 from tests.test_messages_end_to_end import wait_for_inbox
 
@@ -340,11 +340,12 @@ def run(*args: str, env: dict[str, str]) -> Any:
 async def test_every_new_type_goes_end_to_end_through_dipgw_send(tmp_path: Path) -> None:
     """As a newcomer would after ``make run``: each new type's first valid example, sent
     with ``dipgw send`` as its sender, reaches every recipient's inbox."""
-    from tests.test_crash_recovery import free_port, gateway_process, wait_ready
+    from tests.backends import current_database_url
+    from tests.processes import free_port, gateway_process, wait_ready
 
     port = free_port()
     env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_PORT": str(port)}
-    with gateway_process(tmp_path, port):
+    with gateway_process(tmp_path, port, current_database_url()):
         await wait_ready(f"http://127.0.0.1:{port}")
         for message_type in sorted(NEW_TYPES):
             path = sorted((EXAMPLES / message_type).glob("valid*.json"))[0]

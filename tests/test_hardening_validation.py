@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from gateway.config import Settings
-from gateway.errors import InvalidMessage, InvalidPolicy
+from gateway.domain.errors import InvalidMessage, InvalidPolicy
 from gateway.http.consent_actions import REQUEST_SCHEMA
-from gateway.policy.document import load_text
-from gateway.validation import SchemaSet, ecma_regex, explain
+from gateway.pipeline.policy.document import load_text
+from gateway.pipeline.validation import SchemaSet, ecma_regex, explain
 from tests.conftest import EXAMPLES, ROOT, bearer, example_files, load
 
 SCHEMAS = SchemaSet.load(ROOT / "schemas")

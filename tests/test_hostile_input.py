@@ -17,8 +17,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from gateway.config import Settings
-from gateway.errors import MalformedRequest
-from gateway.validation import parse_document
+from gateway.domain.errors import MalformedRequest
+from gateway.pipeline.validation import parse_document
 from tests.conftest import EXAMPLES, bearer, load, table_counts
 
 SENDER = "POL-SFK-IPS"
@@ -456,6 +456,23 @@ async def test_stream_bad_last_event_id_is_400(
         await asyncio.wait_for(assert_problem(response, 400, "malformed-request"), 5)
     finally:
         response.close()
+    await baseline.assert_intact(client, settings)
+
+
+@pytest.mark.parametrize("address", [
+    "/v1/messages/%00", "/v1/inbox/%00/ack", "/v1/inbox?type=%00", "/v1/inbox?%00=1",
+    "/v1/consents?pnc_id=2026/0000001A%00",
+])
+async def test_a_nul_in_the_address_is_malformed_on_every_back_end(
+    address: str, baseline: Baseline, client: TestClient[Any, Any], settings: Settings
+) -> None:
+    """PostgreSQL cannot hold or compare a text with a NUL in it: before this check a
+    ``%00`` in a path reached the database there and answered 500 (SQLite answered 404)."""
+    method = "POST" if address.endswith("/ack") else "GET"
+    response = await client.request(method, address, headers=bearer(settings, RECIPIENT))
+    assert response.status == 400
+    problem = await assert_problem(response, 400)
+    assert "NUL" in problem["detail"]
     await baseline.assert_intact(client, settings)
 
 

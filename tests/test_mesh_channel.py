@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.channels.mesh import MeshSettings
 from gateway.client import GatewayClient
 from gateway.config import Settings
-from gateway.http.app import create_app
-from gateway.model import Role
+from gateway.domain.model import Role
+from tests.backends import make_settings
 from tests.conftest import EXAMPLES, credentials, load
 from tests.mesh_support import MeshSandbox, mesh_sandbox_fixture  # noqa: F401
 
@@ -39,7 +40,7 @@ ClientFactory = Callable[..., Awaitable[Gateway]]
 
 
 def gateway_settings(data_dir: Path, mesh: MeshSettings | None) -> Settings:
-    return Settings(data_dir=data_dir, relay_interval_s=0.05, mesh=mesh, mesh_ack_check_s=0.2,
+    return make_settings(data_dir=data_dir, relay_interval_s=0.05, mesh=mesh, mesh_ack_check_s=0.2,
                     push_retry_base_s=0.05, push_retry_cap_s=0.3)
 
 

@@ -21,7 +21,7 @@ from gateway.channels.mesh import (
     MeshUnavailable,
     tracking_from_response,
 )
-from gateway.errors import ConfigurationError
+from gateway.domain.errors import ConfigurationError
 from tests.mesh_support import MeshSandbox, mesh_sandbox_fixture  # noqa: F401
 
 # Arbitrary bytes, including ones that are not UTF-8, must arrive unchanged.
@@ -218,6 +218,13 @@ def test_settings_from_environment() -> None:
                 "DIPGW_MESH_CLIENT_CERT": "/etc/dipgw/mesh.crt",
             }
         )
+    # A send that could outlast the lease on a claimed push (5 minutes) is refused.
+    with pytest.raises(ConfigurationError, match="below 75"):
+        MeshSettings.from_env({
+            "DIPGW_MESH_URL": "https://mesh.example.invalid", "DIPGW_MESH_MAILBOX": "X",
+            "DIPGW_MESH_PASSWORD": "p", "DIPGW_MESH_SHARED_KEY": "k",
+            "DIPGW_MESH_WORKFLOW_ID": "W", "DIPGW_MESH_TIMEOUT_SECONDS": "75",
+        })
 
 
 def test_tracking_statuses() -> None:

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.client import GatewayProblem
 from gateway.config import Settings
-from gateway.model import Role
+from gateway.domain.model import Role
 from tests.conftest import EXAMPLES, AgencyFactory, bearer, load, table_counts
 from tests.test_messages_end_to_end import wait_for_inbox
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.client import GatewayClient, GatewayProblem
-from gateway.redaction import redact
+from gateway.pipeline.redaction import redact
 from tests.conftest import EXAMPLES, AgencyFactory, example_files, load
 
 VALID = example_files("valid*.json")

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidPolicy
-from gateway.policy.document import load_document, load_text, version_of
-from gateway.policy.facts import FACT_NAMES
-from gateway.policy.rules import PolicySet
+from gateway.domain.errors import InvalidPolicy
+from gateway.pipeline.policy.document import load_document, load_text, version_of
+from gateway.pipeline.policy.facts import FACT_NAMES
+from gateway.pipeline.policy.rules import PolicySet
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_PATH = ROOT / "policies" / "dip-default.yaml"

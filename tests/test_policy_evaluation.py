@@ -20,14 +20,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from gateway.model import Consent, Decision, MessageType, Route
-from gateway.policy.cases import run_cases
-from gateway.policy.diff import diff as policy_diff
-from gateway.policy.diff import fact_domains, situations
-from gateway.policy.document import load_text
-from gateway.policy.evaluate import DEFAULT_DENY, evaluate
-from gateway.policy.facts import purpose_of
-from gateway.policy.rules import (
+from gateway.domain.model import Consent, Decision, MessageType, Route
+from gateway.pipeline.policy.cases import run_cases
+from gateway.pipeline.policy.diff import diff as policy_diff
+from gateway.pipeline.policy.diff import fact_domains, situations
+from gateway.pipeline.policy.document import load_text
+from gateway.pipeline.policy.evaluate import DEFAULT_DENY, evaluate
+from gateway.pipeline.policy.facts import purpose_of
+from gateway.pipeline.policy.rules import (
     ConsentState,
     Effect,
     Facts,
@@ -36,7 +36,7 @@ from gateway.policy.rules import (
     Rule,
     consent_satisfies,
 )
-from gateway.validation import SchemaSet
+from gateway.pipeline.validation import SchemaSet
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_PATH = ROOT / "policies" / "dip-default.yaml"
@@ -479,7 +479,7 @@ def facts(
     consent: ConsentState,
     **message: FactValue,
 ) -> Facts:
-    """A situation with the purpose the gateway finds for it (gateway/policy/facts.py)."""
+    """A situation with the purpose the gateway finds for it (gateway/pipeline/policy/facts.py)."""
     return Facts(message_type, route, sender, recipient, consent, message,
                  purpose_of(message_type, message))
 

@@ -12,10 +12,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidPolicy
-from gateway.policy import document as policy_document
-from gateway.policy.cases import run_cases
-from gateway.policy.document import (
+from gateway.domain.errors import InvalidPolicy
+from gateway.pipeline.policy import document as policy_document
+from gateway.pipeline.policy.cases import run_cases
+from gateway.pipeline.policy.document import (
     MAX_EXPANDED_NODES,
     MAX_POLICY_BYTES,
     load_text,

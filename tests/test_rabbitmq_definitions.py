@@ -34,8 +34,8 @@ from aio_pika.abc import (
 )
 from aiormq.exceptions import ChannelAccessRefused, ProbableAuthenticationError
 
-from gateway.directory import DEMO_ORGANISATIONS
-from gateway.model import MessageType, OrgKind
+from gateway.domain.model import MessageType, OrgKind
+from gateway.services.directory import DEMO_ORGANISATIONS
 from gateway.transport.topology import GATEWAY_USER, Topology, receivable_types
 from tests.services import (
     rabbitmq_url,  # noqa: F401

@@ -19,11 +19,11 @@ import aio_pika
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.client import GatewayClient
 from gateway.config import Settings
-from gateway.http.app import create_app
+from gateway.domain.model import Role
 from gateway.http.services import SERVICES
-from gateway.model import Role
 from gateway.transport.rabbitmq import RECIPIENT_HEADER, RabbitMqTransport
 from gateway.transport.topology import Topology
 from tests.conftest import EXAMPLES, credentials, load

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -13,15 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
+from gateway.app import create_app
 from gateway.client import Credentials, GatewayClient
 from gateway.config import Settings
-from gateway.http.app import create_app
 from gateway.http.services import SERVICES
+from tests.backends import query
 from tests.conftest import EXAMPLES, credentials, load
+from tests.processes import free_port, gateway_env, wait_ready
 from tests.rabbitmq_support import broker_settings, delete_topology, eventually, unique_prefix
 from tests.services import rabbitmq_url  # noqa: F401
-from tests.test_crash_recovery import free_port, wait_ready
+
+# The broker every other test shares is stopped and started (restart_broker).
+pytestmark = pytest.mark.exclusive
 
 RA1 = load(EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json")
 RECIPIENT = RA1["to"][0]
@@ -62,14 +65,14 @@ async def send_many(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def inbox_counts(db: Path, recipient: str) -> dict[str, int]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT message_id, COUNT(*) FROM inbox WHERE recipient = ? AND closed_at IS NULL "
-            "GROUP BY message_id",
-            (recipient,),
-        ).fetchall()
-    return dict(rows)
+def inbox_counts(settings: Settings, recipient: str) -> dict[str, int]:
+    rows = query(
+        settings,
+        "SELECT message_id, COUNT(*) FROM inbox WHERE recipient = :recipient "
+        "AND closed_at IS NULL GROUP BY message_id",
+        recipient=recipient,
+    )
+    return {str(message_id): int(count) for message_id, count in rows}
 
 
 async def test_2000_messages_survive_two_broker_restarts(
@@ -127,13 +130,10 @@ async def _at_least(items: list[str], count: int) -> bool:
     return len(items) >= count
 
 
-def _start_gateway(
-    data_dir: Path, port: int, amqp_url: str, prefix: str
-) -> subprocess.Popen[bytes]:
+def _start_gateway(settings: Settings, port: int, amqp_url: str, prefix: str,
+                   ) -> subprocess.Popen[bytes]:
     env = {
-        **os.environ,
-        "DIPGW_DATA_DIR": str(data_dir),
-        "DIPGW_PORT": str(port),
+        **gateway_env(settings.data_dir, port, settings.database_url),
         "DIPGW_AMQP_URL": amqp_url,
         "DIPGW_AMQP_PREFIX": prefix,
     }
@@ -144,16 +144,16 @@ def _start_gateway(
 
 
 async def test_gateway_sigkilled_mid_run_loses_and_duplicates_nothing(
-    tmp_path: Path, rabbitmq_url: str  # noqa: F811
+    settings: Settings, rabbitmq_url: str  # noqa: F811
 ) -> None:
     prefix = unique_prefix()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     accepted: list[str] = []
-    process = _start_gateway(tmp_path, port, rabbitmq_url, prefix)
+    process = _start_gateway(settings, port, rabbitmq_url, prefix)
     try:
         await wait_ready(url)
-        creds = credentials(Settings(data_dir=tmp_path), RA1["from"])
+        creds = credentials(settings, RA1["from"])
 
         async def kill_midway() -> None:
             await eventually(lambda: _at_least(accepted, 300), 120, 0.01)
@@ -163,14 +163,14 @@ async def test_gateway_sigkilled_mid_run_loses_and_duplicates_nothing(
         process.wait(timeout=10)
         assert len(accepted) >= 300
 
-        process = _start_gateway(tmp_path, port, rabbitmq_url, prefix)
+        process = _start_gateway(settings, port, rabbitmq_url, prefix)
         await wait_ready(url)
 
         async def all_delivered() -> bool:
-            return set(accepted) <= set(inbox_counts(tmp_path / "dipgw.sqlite3", RECIPIENT))
+            return set(accepted) <= set(inbox_counts(settings, RECIPIENT))
 
         await eventually(all_delivered, 120, 0.5)
-        counts = inbox_counts(tmp_path / "dipgw.sqlite3", RECIPIENT)
+        counts = inbox_counts(settings, RECIPIENT)
         assert all(n == 1 for n in counts.values())
     finally:
         if process.poll() is None:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.client import GatewayClient
 from gateway.config import Settings
-from gateway.directory import Directory
-from gateway.http.app import create_app
 from gateway.http.services import SERVICES
+from gateway.services.directory import Directory
 from gateway.transport.base import DeadLetterHandler, Delivery, DeliveryHandler
 from gateway.transport.rabbitmq import RabbitMqTransport
 from gateway.transport.topology import Topology

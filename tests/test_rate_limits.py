@@ -15,12 +15,13 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.app import create_app
 from gateway.config import Settings
-from gateway.errors import ConfigurationError
-from gateway.http.app import create_app
+from gateway.domain.errors import ConfigurationError
 from gateway.http.limits import AddressLimits, OrganisationLimits, client_address
 from gateway.http.services import SERVICES
 from gateway.ratelimit import Bucket, BucketTable, Rate, retry_after_s
+from tests.backends import database_for_module, make_settings
 from tests.conftest import bearer
 
 PROBLEM_TYPE = "urn:dipgw:problem:rate-limited"
@@ -130,7 +131,7 @@ def limits_of(app: web.Application) -> AddressLimits:
 async def limited(
     aiohttp_client: Any, tmp_path: Path, clock: ManualClock, **limits: Any
 ) -> TestClient[Any, Any]:
-    settings = Settings(data_dir=tmp_path, relay_interval_s=0.05, **limits)
+    settings = make_settings(data_dir=tmp_path, relay_interval_s=0.05, **limits)
     test_client: TestClient[Any, Any] = await aiohttp_client(limited_app(settings, clock))
     return test_client
 
@@ -249,14 +250,23 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
     assert (await inbox(plain, **{"X-Forwarded-For": "203.0.113.7"})).status == 200
     await assert_rate_limited(await inbox(plain, **{"X-Forwarded-For": "203.0.113.8"}), "10")
 
-    proxied = await limited(aiohttp_client, tmp_path / "proxied", clock,
-                            rate_address_per_s=0.1, rate_address_burst=1,
-                            rate_trusted_proxies=Settings.from_env(
-                                {"DIPGW_RATE_TRUSTED_PROXIES": "127.0.0.1, ::1"}
-                            ).rate_trusted_proxies)
-    assert (await inbox(proxied, **{"X-Forwarded-For": "203.0.113.7"})).status == 200
-    assert (await inbox(proxied, **{"X-Forwarded-For": "203.0.113.8"})).status == 200
-    await assert_rate_limited(await inbox(proxied, **{"X-Forwarded-For": "203.0.113.7"}), "10")
+    # A second installation, with a database of its own as well as a data directory
+    # (on PostgreSQL the test's database already holds the first one's demo directory,
+    # whose keys are in the first data directory).
+    with database_for_module() as own_database:
+        proxied = await limited(aiohttp_client, tmp_path / "proxied", clock,
+                                rate_address_per_s=0.1, rate_address_burst=1,
+                                rate_trusted_proxies=Settings.from_env(
+                                    {"DIPGW_RATE_TRUSTED_PROXIES": "127.0.0.1, ::1"}
+                                ).rate_trusted_proxies,
+                                database_url=own_database)
+        try:
+            assert (await inbox(proxied, **{"X-Forwarded-For": "203.0.113.7"})).status == 200
+            assert (await inbox(proxied, **{"X-Forwarded-For": "203.0.113.8"})).status == 200
+            await assert_rate_limited(
+                await inbox(proxied, **{"X-Forwarded-For": "203.0.113.7"}), "10")
+        finally:
+            await proxied.close()
 
 
 async def test_the_addresses_remembered_are_bounded(
@@ -331,6 +341,6 @@ def test_bad_limit_settings_are_refused(env: dict[str, str]) -> None:
 
 
 def test_a_limit_with_no_burst_is_refused_at_start(tmp_path: Path) -> None:
-    settings = replace(Settings(data_dir=tmp_path), rate_org_burst=0)
+    settings = replace(make_settings(data_dir=tmp_path), rate_org_burst=0)
     with pytest.raises(ConfigurationError, match="DIPGW_RATE_ORG"):
         create_app(settings)

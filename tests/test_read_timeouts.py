@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,10 +19,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.http import server
-from gateway.http.app import create_app
+from tests.backends import current_database_url, make_settings
 from tests.conftest import EXAMPLES, bearer
+from tests.processes import gateway_env
 
 HEADER_TIMEOUT_S = 0.5
 BODY_TIMEOUT_S = 0.5
@@ -39,7 +41,7 @@ HALF_SENT = [
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Settings, int]]:
-    settings = Settings(
+    settings = make_settings(
         data_dir=tmp_path, relay_interval_s=0.05, port=0,
         header_timeout_s=HEADER_TIMEOUT_S, body_timeout_s=BODY_TIMEOUT_S,
     )
@@ -188,7 +190,7 @@ def free_port() -> int:
 async def test_dipgw_serve_applies_the_header_timeout(tmp_path: Path) -> None:
     port = free_port()
     env = {
-        **os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_PORT": str(port),
+        **gateway_env(tmp_path, port, current_database_url()),
         "DIPGW_HEADER_TIMEOUT": str(HEADER_TIMEOUT_S),
     }
     process = subprocess.Popen(
@@ -216,3 +218,31 @@ def test_the_timeouts_reach_each_connection_handler() -> None:
     settings = replace(Settings(), header_timeout_s=7.0, body_timeout_s=3.0)
     assert server.handler_options(settings) == {"keepalive_timeout": 7.0, "lingering_time": 3.0}
     assert server.handler_options(Settings())["lingering_time"] == 10.0
+
+
+async def test_serving_freezes_what_start_up_built_out_of_the_collector_s_reach() -> None:
+    """``dipgw serve`` moves its long-lived start-up objects out of full collections,
+    which otherwise stalled a request in twelve, and collects young objects less often
+    (``gateway.http.server.freeze_startup_objects``)."""
+    before, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    try:
+        await server.freeze_startup_objects(aiohttp.web.Application())
+        assert gc.get_freeze_count() > before
+        assert gc.get_threshold()[0] == 50_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_serve_freezes_after_every_other_start_up_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(server.web, "run_app",
+                        lambda app, **_: started.extend(app.on_startup))
+    app = aiohttp.web.Application()
+    app.on_startup.append(lambda _: asyncio.sleep(0))
+    loop = asyncio.new_event_loop()
+    try:
+        server.serve(app, Settings(), loop)
+    finally:
+        loop.close()
+    assert started[-1] is server.freeze_startup_objects

@@ -12,10 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.client import GatewayProblem
-from gateway.consent import SubjectKeys
-from gateway.directory import DEMO_ORGANISATIONS
-from gateway.resolution import Known, managing_cjit, related_ids, resolve
-from gateway.storage.base import Involvement
+from gateway.pipeline.consent import SubjectKeys
+from gateway.pipeline.resolution import Involvement, Known, managing_cjit, related_ids, resolve
+from gateway.services.directory import DEMO_ORGANISATIONS
 from tests.conftest import EXAMPLES, AgencyFactory, load
 from tests.test_messages_end_to_end import wait_for_inbox
 

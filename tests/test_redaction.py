@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.redaction import redact
-from gateway.validation import pointer
+from gateway.pipeline.redaction import redact
+from gateway.pipeline.validation import pointer
 
 keys = st.text(min_size=1, max_size=5)
 documents = st.dictionaries(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gateway.model import MessageStatus, StatusEvent, overall_status, recipient_status
+from gateway.domain.model import MessageStatus, StatusEvent, overall_status, recipient_status
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 A, D, K, R = (

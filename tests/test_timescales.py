@@ -1,4 +1,4 @@
-"""The handbook's timescales (gateway.timescales): named when missed, never a refusal."""
+"""The handbook's timescales (gateway.domain.timescales): named when missed, never a refusal."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.directory import DEMO_ORGANISATIONS
-from gateway.timescales import breaches, is_working_day, working_days_after
+from gateway.domain.timescales import breaches, is_working_day, working_days_after
+from gateway.services.directory import DEMO_ORGANISATIONS
 from tests.conftest import EXAMPLES, AgencyFactory, example_files, load
 from tests.test_messages_end_to_end import wait_for_inbox
 

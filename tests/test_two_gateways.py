@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.config import Settings
-from gateway.http.app import create_app
+from tests.backends import make_settings
 from tests.conftest import credentials, person_bearer, person_credentials
 
 REFRESH_S = 0.2
@@ -37,7 +38,7 @@ async def eventually(check: Any, timeout_s: float = 10.0) -> None:
 async def test_a_grant_revocation_and_key_withdrawal_reach_the_other_gateway(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    settings = Settings(data_dir=tmp_path, relay_interval_s=0.05,
+    settings = make_settings(data_dir=tmp_path, relay_interval_s=0.05,
                         directory_refresh_s=REFRESH_S, checkpoint_interval_s=3600)
     first: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     second: TestClient[Any, Any] = await aiohttp_client(create_app(settings))

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import InvalidMessage
-from gateway.validation import SchemaSet, pointer
+from gateway.domain.errors import InvalidMessage
+from gateway.pipeline.validation import SchemaSet, pointer
 from tests.conftest import EXAMPLES, ROOT, example_files, load
 
 SCHEMAS = SchemaSet.load(ROOT / "schemas")

@@ -2,6 +2,8 @@
 # Make sure the services the test suite talks to are running on this machine.
 #
 #   RabbitMQ on 127.0.0.1:5672 (started with `rabbitmq-server -detached` if it is down).
+#   PostgreSQL on 127.0.0.1:5432 (Debian's cluster `main`, started with pg_ctlcluster if
+#   it is down), for the suite's PostgreSQL run (`make test`, DIPGW_TEST_DATABASE).
 #
 # Prints one line per service saying what it did. If a service is not installed it says
 # so and carries on (tests that need it skip), unless DIPGW_REQUIRE_SERVICES=1, in which
@@ -10,6 +12,8 @@ set -euo pipefail
 
 RABBITMQ_HOST=127.0.0.1
 RABBITMQ_PORT=5672
+POSTGRES_HOST=127.0.0.1
+POSTGRES_PORT=5432
 TIMEOUT="${DIPGW_SERVICES_TIMEOUT:-60}"
 REQUIRE="${DIPGW_REQUIRE_SERVICES:-0}"
 
@@ -50,4 +54,31 @@ ensure_rabbitmq() {
     echo "ensure-services: started RabbitMQ (rabbitmq-server -detached) on $RABBITMQ_HOST:$RABBITMQ_PORT"
 }
 
+ensure_postgres() {
+    if port_open "$POSTGRES_HOST" "$POSTGRES_PORT"; then
+        echo "ensure-services: PostgreSQL already running on $POSTGRES_HOST:$POSTGRES_PORT"
+        return 0
+    fi
+    local version
+    version="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
+    if ! command -v pg_ctlcluster >/dev/null 2>&1 || [[ -z "$version" ]]; then
+        missing "PostgreSQL is not running on $POSTGRES_HOST:$POSTGRES_PORT and no Debian cluster is installed (e.g. apt-get install postgresql)"
+        return 0
+    fi
+    if ! pg_ctlcluster --skip-systemctl-redirect "$version" main start; then
+        missing "pg_ctlcluster $version main start failed (see /var/log/postgresql/postgresql-$version-main.log)"
+        return 0
+    fi
+    local deadline=$((SECONDS + TIMEOUT))
+    until port_open "$POSTGRES_HOST" "$POSTGRES_PORT"; do
+        if ((SECONDS >= deadline)); then
+            missing "PostgreSQL $version started but $POSTGRES_HOST:$POSTGRES_PORT does not accept connections"
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "ensure-services: started PostgreSQL $version (pg_ctlcluster $version main start) on $POSTGRES_HOST:$POSTGRES_PORT"
+}
+
 ensure_rabbitmq
+ensure_postgres

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.errors import InvalidMessage, Violation
-from gateway.model import (
+from gateway.domain.errors import InvalidMessage, Violation
+from gateway.domain.model import (
     PUSH_CHANNELS,
     ChannelSettings,
     DeliveryChannel,

@@ -36,8 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from gateway.errors import GatewayError
-from gateway.model import MessageType
+from gateway.domain.errors import GatewayError
+from gateway.domain.model import MessageType
 
 log = structlog.get_logger(__name__)
 

@@ -35,7 +35,8 @@ import structlog
 import urllib3.exceptions
 from mesh_client import MeshClient, MeshError
 
-from gateway.errors import ConfigurationError, GatewayError
+from gateway.domain.errors import ConfigurationError, GatewayError
+from gateway.storage.delivery import CLAIM_LEASE
 
 log = structlog.get_logger(__name__)
 
@@ -116,6 +117,16 @@ class MeshSettings:
             raise ConfigurationError("the MESH time-out must be positive")
         if self.max_retries < 0:
             raise ConfigurationError("the MESH retry count must not be negative")
+        # A push is leased to the process sending it for CLAIM_LEASE; a send that could
+        # outlast the lease could be claimed and sent again by another process meanwhile.
+        longest_send_s = self.timeout_s * (self.max_retries + 1)
+        if longest_send_s >= CLAIM_LEASE.total_seconds():
+            raise ConfigurationError(
+                f"DIPGW_MESH_TIMEOUT_SECONDS is {self.timeout_s:g}: with {self.max_retries} "
+                f"retries a send could take {longest_send_s:g} s, not less than the "
+                f"{CLAIM_LEASE.total_seconds():g} s a claimed push is leased for; set it "
+                f"below {CLAIM_LEASE.total_seconds() / (self.max_retries + 1):g}"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MeshSettings | None:

@@ -13,9 +13,9 @@ from datetime import datetime
 
 import structlog
 
-from gateway.audit import AuditLog
 from gateway.channels.mesh import MeshMailbox, MeshTrackingState, MeshUnavailable
 from gateway.channels.outcome import SendFailed, Sent
+from gateway.pipeline.audit import AuditLog
 from gateway.storage.base import Dispatch, MessageRepository
 
 log = structlog.get_logger(__name__)

@@ -1,9 +1,11 @@
 """The web console: server-rendered GOV.UK Design System pages for the gateway's people.
 
-It calls the services the HTTP API calls, asks ``gateway.access`` the same questions, and
+It calls the services the HTTP API calls, asks ``gateway.pipeline.access`` the same questions, and
 logs every read as a consultation as the API does (``gateway.http.consultation``). People
-sign in to a stored, revocable session (``gateway.console.sessions``); in development a
-"sign in as a demo person" page stands in for the OpenID Connect sign-in still to come.
+sign in with OpenID Connect at the identity provider their organisation registered
+(``gateway.console.oidc``), or in development as a demo person, to a stored, revocable
+session (``gateway.console.sessions``). One module per area (``FEATURES``): each page asks
+what the matching API route asks and calls the same service.
 """
 
 from __future__ import annotations
@@ -15,16 +17,31 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from gateway.console import consents, views
-from gateway.console.paths import ASSETS_PREFIX, CONSOLE_PREFIX, is_console_path
+from gateway.console import (
+    admin,
+    audit_pages,
+    compose,
+    consents,
+    home,
+    inbox,
+    operator,
+    pages,
+    policy_pages,
+    sent,
+    sign_in,
+)
 from gateway.console.security import CsrfRefused, secure
 from gateway.console.sessions import SessionManager
-from gateway.errors import AccessDenied, GatewayError, NotFound
+from gateway.domain.errors import AccessDenied, GatewayError, NotFound
+from gateway.http.paths import ASSETS_PREFIX, CONSOLE_PREFIX, is_console_path
 from gateway.http.problems import Handler, status_for
 from gateway.http.services import SERVICES
 
 __all__ = ["is_console_path", "setup_console"]
 
+# One module per area of the console, each with its own routes and templates.
+FEATURES = (home, sign_in, inbox, compose, sent, consents, policy_pages, admin, operator,
+            audit_pages)
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 GOVUK = STATIC / "govuk"
@@ -42,8 +59,8 @@ def setup_console(app: web.Application) -> None:
         lstrip_blocks=True,
     )
     environment.globals["service_name"] = "DIP gateway"
-    app.add_routes(views.routes)
-    app.add_routes(consents.routes)
+    for feature in FEATURES:
+        app.add_routes(feature.routes)
     app.router.add_static(f"{CONSOLE_PREFIX}/static", STATIC, follow_symlinks=False)
     if (GOVUK / "assets").is_dir():
         app.router.add_static(ASSETS_PREFIX, GOVUK / "assets", follow_symlinks=False)
@@ -63,25 +80,25 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     manager = SessionManager(
         services.sessions, services.directory, services.clock, production=production
     )
-    request[views.MANAGER] = manager
+    request[pages.MANAGER] = manager
     signed_in = await manager.load(request)
     if signed_in is not None:
-        request[views.SIGNED_IN] = signed_in
+        request[pages.SIGNED_IN] = signed_in
     try:
         response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             secure(exc, production=production)
             raise
-        response = views.error_page(request, exc.status)
+        response = pages.error_page(request, exc.status)
     except CsrfRefused:
-        response = views.error_page(request, 400)
+        response = pages.error_page(request, 400)
     except AccessDenied:
-        response = views.error_page(request, 403)
+        response = pages.error_page(request, 403)
     except NotFound:
-        response = views.error_page(request, 404)
+        response = pages.error_page(request, 404)
     except GatewayError as error:
-        response = views.error_page(request, status_for(error))
+        response = pages.error_page(request, status_for(error))
     static = request.path.startswith((f"{CONSOLE_PREFIX}/static/", f"{ASSETS_PREFIX}/"))
     secure(response, production=production, cache=static)
     return response

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.consent import ConsentRecord
 from gateway.console.words import when
-from gateway.directory import Directory
-from gateway.model import OrgKind
-from gateway.policy.facts import Purpose
+from gateway.domain.model import OrgKind
+from gateway.pipeline.consent import ConsentRecord
+from gateway.pipeline.policy.facts import Purpose
+from gateway.services.directory import Directory
 from gateway.storage.base import SettledShare, ShareOutcome
 
 # The kinds of organisation a consent may name (the request schema's actor_roles).

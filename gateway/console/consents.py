@@ -16,12 +16,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway import access
-from gateway.consent import ConsentRecord
-from gateway.console import consent_words, views
+from gateway.console import consent_words, pages
 from gateway.console.security import form_with_token
 from gateway.console.words import LONDON, day, when
-from gateway.errors import InvalidMessage, NotFound, Violation
+from gateway.domain.errors import InvalidMessage, NotFound, Violation
+from gateway.domain.model import AGENCY_KINDS, Principal
 from gateway.http.consent_actions import (
     MAX_REASON_CHARS,
     REQUEST_SCHEMA_DOCUMENT,
@@ -34,8 +33,9 @@ from gateway.http.consent_actions import (
     withdrawable,
 )
 from gateway.http.consultation import consulted
-from gateway.model import AGENCY_KINDS, Principal
-from gateway.policy.facts import Purpose
+from gateway.pipeline import access
+from gateway.pipeline.consent import ConsentRecord
+from gateway.pipeline.policy.facts import Purpose
 from gateway.storage.base import ShareOutcome
 
 routes = web.RouteTableDef()
@@ -50,7 +50,7 @@ _DATE_PARTS = ("day", "month", "year")
 
 
 def _consent_handler(request: web.Request) -> Principal:
-    principal = views._signed_in(request).principal
+    principal = pages.signed_in(request).principal
     access.check_consent_handler(principal)
     return principal
 
@@ -219,7 +219,7 @@ def _console_problems(document: Mapping[str, Any]) -> list[Violation]:
 
 
 def _organisations(request: web.Request) -> list[dict[str, str]]:
-    directory = views._services(request).directory
+    directory = pages.services(request).directory
     return [{"code": org.code, "name": org.name,
              "kind": consent_words.KIND_WORDS.get(org.kind.value, org.kind.value)}
             for org in sorted(directory.all(), key=lambda o: (o.kind.value, o.name))
@@ -246,18 +246,18 @@ async def new_consent(request: web.Request) -> web.Response:
     # The person may come from their consent list; nothing else is prefilled.
     values = {k: v for k, v in request.query.items()
               if k in _SUBJECT_FIELDS or k.startswith("date_of_birth-")}
-    return views._page(request, "consent_new.html", _form_context(request, values, {}, {}))
+    return pages.page(request, "consent_new.html", _form_context(request, values, {}, {}))
 
 
 @routes.post("/console/consents/new")
 async def record(request: web.Request) -> web.Response:
     """What ``POST /v1/consents`` does, from a form: the same schema, the same call."""
     principal = _consent_handler(request)
-    values = await form_with_token(request, views._signed_in(request).session.csrf_token)
+    values = await form_with_token(request, pages.signed_in(request).session.csrf_token)
     posted = await request.post()
     lists = {name: [v for v in posted.getall(name, []) if isinstance(v, str)]
              for name in ("actor_roles", "actor_organisations", "purpose")}
-    services = views._services(request)
+    services = pages.services(request)
     document, blank = consent_document(values, lists)
     violations = request_problems(services, document) + _console_problems(document)
     if not violations:
@@ -269,7 +269,7 @@ async def record(request: web.Request) -> web.Response:
             raise web.HTTPSeeOther(
                 f"/console/consents?{_person_query(values)}&recorded={consent.id}")
     errors = errors_for(violations, blank)
-    return views._page(request, "consent_new.html",
+    return pages.page(request, "consent_new.html",
                        _form_context(request, values, lists, errors))
 
 
@@ -320,7 +320,7 @@ def _find_errors(values: Mapping[str, str]) -> tuple[dict[str, str] | None,
 
 
 def consent_row(record: ConsentRecord, request: web.Request) -> dict[str, Any]:
-    services = views._services(request)
+    services = pages.services(request)
     directory = services.directory
     now = services.clock()
     status = consent_words.status(record, now)
@@ -358,12 +358,12 @@ async def consents(request: web.Request) -> web.Response:
         query, errors = _find_errors(values)
         keys = subject_keys(query) if query is not None else None
         if keys is not None:
-            records = await find_consents(views._services(request), principal, keys,
-                                          channel=views.CHANNEL)
+            records = await find_consents(pages.services(request), principal, keys,
+                                          channel=pages.CHANNEL)
             rows = [consent_row(r, request) for r in records]
             wanted = request.query.get("recorded", "")
             recorded = next((r for r in rows if r["id"] == wanted), None)
-    return views._page(request, "consents.html", {
+    return pages.page(request, "consents.html", {
         "values": values, "errors": errors, "searched": searched and not errors,
         "rows": rows, "recorded": recorded, "person_query": _person_query(values),
         "date_parts": _DATE_PARTS,
@@ -379,18 +379,18 @@ def _consent_id(request: web.Request) -> str:
 
 async def _withdrawable(request: web.Request) -> tuple[Principal, ConsentRecord]:
     principal = _consent_handler(request)
-    record = await withdrawable(views._services(request), principal, _consent_id(request))
+    record = await withdrawable(pages.services(request), principal, _consent_id(request))
     return principal, record
 
 
 @routes.get("/console/consents/{consent_id}/withdraw")
 async def confirm_withdrawal(request: web.Request) -> web.Response:
     principal, record = await _withdrawable(request)
-    services = views._services(request)
+    services = pages.services(request)
     # The page shows the person's consent: a read, logged as one.
     await consulted(services, principal, "consent", subject=record.keys,
-                    consent_id=record.id, channel=views.CHANNEL)
-    return views._page(request, "consent_withdraw.html", {
+                    consent_id=record.id, channel=pages.CHANNEL)
+    return pages.page(request, "consent_withdraw.html", {
         "row": consent_row(record, request), "reason": "", "errors": {},
         "max_reason": MAX_REASON_CHARS,
     })
@@ -400,24 +400,24 @@ async def confirm_withdrawal(request: web.Request) -> web.Response:
 async def withdraw(request: web.Request) -> web.Response:
     """What ``POST /v1/consents/{id}/withdraw`` does, once a reason is given."""
     principal, record = await _withdrawable(request)
-    values = await form_with_token(request, views._signed_in(request).session.csrf_token)
-    services = views._services(request)
+    values = await form_with_token(request, pages.signed_in(request).session.csrf_token)
+    services = pages.services(request)
     reason = values.get("reason", "")
     if record.withdrawn_at is not None:
-        return views._page(request, "consent_withdrawn.html", {
+        return pages.page(request, "consent_withdrawn.html", {
             "row": consent_row(record, request), "already": True, "shares": [],
             "person_query": _record_query(record)})
     if valid_reason(reason) is None:
         text = ("Enter why the person withdrew their consent" if not reason.strip()
                 else f"The reason must be {MAX_REASON_CHARS} characters or fewer")
-        return views._page(request, "consent_withdraw.html", {
+        return pages.page(request, "consent_withdraw.html", {
             "row": consent_row(record, request), "reason": reason,
             "errors": {"reason": {"text": text, "href": "#reason"}},
             "max_reason": MAX_REASON_CHARS,
         })
     withdrawal = await withdraw_consent(services, principal, record, reason)
     directory = services.directory
-    return views._page(request, "consent_withdrawn.html", {
+    return pages.page(request, "consent_withdrawn.html", {
         "row": consent_row(withdrawal.record, request), "already": False,
         "shares": [{
             "message_id": share.message_id,

@@ -3,8 +3,9 @@
 The cookie carries a random secret; the store keeps only its SHA-256 (the session id), so
 the store cannot be replayed as cookies. A session ends after 30 minutes without activity
 or 12 hours after sign-in, whichever comes first, and at once when its row is deleted
-(sign-out). The person it belongs to acts with the roles their grants give them *now*
-(``gateway.auth.person_principal``, the builder the API uses for a person's token), so a
+(sign-out, or sign-out of every device). The person it belongs to acts with the roles
+their grants give them *now*
+(``gateway.services.auth.person_principal``, the builder the API uses for a person's token), so a
 revoked grant stops working in the console at the same moment as in the API.
 """
 
@@ -13,15 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
-from gateway.auth import person_principal
-from gateway.directory import Directory
-from gateway.model import Principal
+from gateway.domain.model import Principal
+from gateway.pipeline.audit import AuditAction, AuditEvent, AuditLog
+from gateway.services.auth import person_principal
+from gateway.services.directory import Directory
 from gateway.storage.base import ConsoleSession, SessionRepository
 
 IDLE_TIMEOUT = timedelta(minutes=30)
@@ -62,16 +65,24 @@ class SessionManager:
         self.production = production
         self.cookie_name = PRODUCTION_COOKIE if production else DEV_COOKIE
 
-    async def start(self, person_id: str) -> tuple[str, ConsoleSession]:
+    async def start(
+        self, person_id: str, audit: AuditLog | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> tuple[str, ConsoleSession]:
         """A new session for a person (never a reused id: no session fixation); returns
-        the cookie's secret and the stored session."""
+        the cookie's secret and the stored session. Given ``audit``, the sign-in is
+        audited in the transaction that stores the session (``details``: how)."""
         secret = secrets.token_urlsafe(32)
         now = self._clock()
         session = ConsoleSession(
             id=session_id(secret), person_id=person_id,
             csrf_token=secrets.token_urlsafe(32), created_at=now, last_seen_at=now,
         )
-        await self._repository.create(session)
+        audited = None if audit is None else (audit, AuditEvent(
+            action=AuditAction.CONSOLE_SIGNED_IN, at=now, actor=self._actor(person_id),
+            details={"person": person_id, "session": session.id[:16], **(details or {})},
+        ))
+        await self._repository.create(session, audited)
         return secret, session
 
     async def load(self, request: web.Request) -> SignedIn | None:
@@ -99,8 +110,27 @@ class SessionManager:
             self._directory, person, f"console-session:{session.id[:16]}"
         ))
 
-    async def end(self, session: ConsoleSession) -> None:
-        await self._repository.delete(session.id)
+    async def end(self, session: ConsoleSession, audit: AuditLog | None = None) -> None:
+        """End one session (sign-out), audited in the same transaction given ``audit``."""
+        audited = None if audit is None else (audit, AuditEvent(
+            action=AuditAction.CONSOLE_SIGNED_OUT, at=self._clock(),
+            actor=self._actor(session.person_id),
+            details={"person": session.person_id, "session": session.id[:16]},
+        ))
+        await self._repository.delete(session.id, audited)
+
+    async def end_everywhere(self, person_id: str, audit: AuditLog) -> int:
+        """End every session of a person, on every device (the audit entry says how many
+        in the same transaction); how many there were."""
+        return await self._repository.delete_person(person_id, (audit, AuditEvent(
+            action=AuditAction.CONSOLE_SIGNED_OUT_EVERYWHERE, at=self._clock(),
+            actor=self._actor(person_id), details={"person": person_id},
+        )))
+
+    def _actor(self, person_id: str) -> str:
+        """How the audit log names a person: ``ORG/person-id``, as ``Principal.actor``."""
+        person = self._directory.person(person_id)
+        return f"{person.org_code if person else '-'}/{person_id}"
 
     def set_cookie(self, response: web.StreamResponse, secret: str) -> None:
         response.set_cookie(

@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.model import MessageType
-from gateway.policy.facts import FIELD_PURPOSES
+from gateway.domain.model import MessageType
+from gateway.pipeline.policy.facts import FIELD_PURPOSES
 
 LONDON = ZoneInfo("Europe/London")
 _COMMON_REF = "urn:dipgw:schema:common:1#/$defs/"
@@ -54,7 +54,7 @@ def alert_clock(
     message_type: str, delivered_at: datetime, now: datetime, limit: timedelta, escalated: bool
 ) -> Clock | None:
     """How long is left to act on a disengagement alert (H 4.1.3, 4.11.3: within 24 hours;
-    ``gateway.alerts`` escalates one left longer). Other types have no clock."""
+    ``gateway.services.alerts`` escalates one left longer). Other types have no clock."""
     if message_type != MessageType.DISENGAGEMENT_ALERT.value:
         return None
     left = delivered_at + limit - now

@@ -13,14 +13,14 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import (
+from gateway.domain.errors import (
     MalformedRequest,
     PayloadTooLarge,
     RequestTimeout,
     UnsupportedMediaType,
 )
 from gateway.http.services import SERVICES
-from gateway.validation import parse_document
+from gateway.pipeline.validation import parse_document
 
 
 async def read_json(request: web.Request) -> Any:

@@ -14,9 +14,13 @@ from typing import Any
 
 import structlog
 
-from gateway import access
-from gateway.audit import AuditAction, AuditEvent
-from gateway.consent import (
+from gateway.domain.errors import InvalidMessage, MalformedRequest, NotFound, Violation
+from gateway.domain.model import Principal
+from gateway.http.consultation import consulted
+from gateway.http.services import Services
+from gateway.pipeline import access
+from gateway.pipeline.audit import AuditAction, AuditEvent
+from gateway.pipeline.consent import (
     ConsentForm,
     ConsentRecord,
     SubjectKeys,
@@ -24,13 +28,9 @@ from gateway.consent import (
     normal_pnc,
     purposes_of,
 )
-from gateway.errors import InvalidMessage, MalformedRequest, NotFound, Violation
-from gateway.http.consultation import consulted
-from gateway.http.services import Services
-from gateway.model import Principal
-from gateway.resolution import managing_cjit
+from gateway.pipeline.resolution import managing_cjit
+from gateway.pipeline.validation import explain, schema_validator
 from gateway.storage.base import ShareOutcome, Withdrawal
-from gateway.validation import explain, schema_validator
 
 log = structlog.get_logger(__name__)
 
@@ -88,15 +88,14 @@ async def record_consent(services: Services, principal: Principal, document: Any
     )
     if record.period_end is not None and record.period_end <= record.period_start:
         raise InvalidMessage([Violation("/period/end", "The period must end after it starts.")])
-    await services.consents.add(record)
-    await services.audit.record(AuditEvent(
+    await services.consents.add(record, (services.audit, AuditEvent(
         action=AuditAction.CONSENT_RECORDED, at=now, actor=record.performer,
         subject=record.keys, details={"consent_id": record.id, "form": record.form.value,
                                       "permit": record.permit,
                                       "actor_roles": sorted(record.actor_roles),
                                       "actor_organisations": sorted(record.actor_organisations),
                                       "purposes": list(record.purposes)},
-    ))
+    )))
     log.info("consent_recorded", consent_id=record.id, form=record.form.value)
     return record
 
@@ -152,7 +151,7 @@ async def withdraw_consent(
     services: Services, principal: Principal, record: ConsentRecord, reason: object
 ) -> Withdrawal:
     """Withdraw a consent ``withdrawable`` gave: every open share that rested on it is
-    decided again (``gateway.consent_service``), and the sender of each share stopped, or
+    decided again (``gateway.services.consents``), and the sender of each share stopped, or
     the recipient of each withdrawn or notified one, is told."""
     given = valid_reason(reason)
     if given is None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.audit import AuditAction, AuditEvent
-from gateway.consent import SubjectKeys
+from gateway.domain.model import Principal
 from gateway.http.services import Services
-from gateway.model import Principal
+from gateway.pipeline.audit import AuditAction, AuditEvent
+from gateway.pipeline.consent import SubjectKeys
 
 
 async def consulted(

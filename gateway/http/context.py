@@ -7,16 +7,17 @@ import uuid
 import structlog
 from aiohttp import web
 
-from gateway.console.paths import is_console_path
+from gateway.domain.model import Principal
+from gateway.http.paths import is_console_path
 from gateway.http.problems import Handler
 from gateway.http.services import SERVICES
-from gateway.model import Principal
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 # Everything else requires a valid token: deny by default. The web console's paths
-# (gateway.console.paths) authenticate by session instead, in the console's middleware.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+# (gateway.http.paths) authenticate by session instead, in the console's middleware.
+# /metrics answers only scrapers in DIPGW_METRICS_NETWORKS (gateway.http.routes.metrics).
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})
 
 
 def needs_token(path: str) -> bool:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from gateway.config import Network, Settings
-from gateway.errors import AuthenticationFailed, ConfigurationError, RateLimited
+from gateway.domain.errors import AuthenticationFailed, ConfigurationError, RateLimited
 from gateway.http.context import PUBLIC_PATHS, needs_token, principal_of
 from gateway.http.problems import Handler
 from gateway.ratelimit import BucketTable, Rate, retry_after_s
@@ -66,11 +66,12 @@ def _within(address: Address, networks: tuple[Network, ...]) -> bool:
     return any(address in network for network in networks)
 
 
-def client_address(request: web.BaseRequest, trusted_proxies: tuple[Network, ...]) -> str:
-    """The key the caller's address is counted under (see the module docstring)."""
+def client_ip(request: web.BaseRequest, trusted_proxies: tuple[Network, ...]) -> Address | None:
+    """The caller's address: the TCP peer, or behind trusted proxies the client they
+    forwarded for (see the module docstring); None when the peer is not an IP address."""
     address = _address(request.remote)
     if address is None:
-        return request.remote or "unknown"
+        return None
     if _within(address, trusted_proxies):
         hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
         for hop in reversed(hops):
@@ -80,6 +81,14 @@ def client_address(request: web.BaseRequest, trusted_proxies: tuple[Network, ...
             address = forwarded
             if not _within(address, trusted_proxies):
                 break
+    return address
+
+
+def client_address(request: web.BaseRequest, trusted_proxies: tuple[Network, ...]) -> str:
+    """The key the caller's address is counted under (see the module docstring)."""
+    address = client_ip(request, trusted_proxies)
+    if address is None:
+        return request.remote or "unknown"
     if isinstance(address, ipaddress.IPv6Address):
         network = ipaddress.IPv6Network((address, _IPV6_SUBSCRIBER_PREFIX), strict=False)
         return str(network)

@@ -4,7 +4,7 @@ The document is self-contained, so any OpenAPI tool (schemathesis, code generato
 validating proxies) can use it without fetching anything:
 
 * Every JSON Schema the gateway validates with (``schemas/*.schema.json`` and
-  ``schemas/api/*.schema.json``, the files :class:`gateway.validation.SchemaSet` and the
+  ``schemas/api/*.schema.json``, the files :class:`gateway.pipeline.validation.SchemaSet` and the
   consent route load) is bundled under ``components/schemas`` by its file name, with its
   ``$id`` and ``$schema`` dropped and every ``$ref`` rewritten to a local
   ``#/components/schemas/...`` pointer. The files stay the only copy: the bundle is made
@@ -29,7 +29,9 @@ declares, never by hand:
   (rate limit, ``gateway.http.limits``, with ``Retry-After``);
 * with a request body (``body=``): 400 (not JSON, too deep), 408 (body too slow),
   413 (too large), 415 (not JSON media type);
-* with a path parameter: 404 (nothing by that name).
+* with a path parameter: 404 (nothing by that name);
+* with any parameter (path or query): 400 (a NUL character, ``%00``, in the address:
+  ``gateway.http.problems`` refuses it before any handler).
 
 A new operation is one entry in ``document()['paths']``; ``tests/test_openapi.py`` fails
 while a route is undescribed and ``tests/test_openapi_conformance.py`` fails when an
@@ -46,7 +48,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import __version__
-from gateway.model import MessageType
+from gateway.domain.model import MessageType
 
 routes = web.RouteTableDef()
 
@@ -168,6 +170,7 @@ _PROBLEM_HEADERS: Mapping[int, dict[str, Any]] = {
 AUTHENTICATED_ANSWERS = (401, 429)
 BODY_ANSWERS = (400, 408, 413, 415)
 PATH_PARAMETER_ANSWERS = (404,)
+PARAMETER_ANSWERS = (400,)
 
 
 def _problem_responses() -> dict[str, Any]:
@@ -184,7 +187,8 @@ def _problem_responses() -> dict[str, Any]:
 
 
 def _answers(
-    own: Iterable[int], *, public: bool, has_body: bool, has_path_parameter: bool
+    own: Iterable[int], *, public: bool, has_body: bool, has_path_parameter: bool,
+    has_parameter: bool,
 ) -> list[int]:
     """Every problem status an operation can answer: its own and those of its kind."""
     statuses = set(own)
@@ -194,6 +198,8 @@ def _answers(
         statuses.update(BODY_ANSWERS)
     if has_path_parameter:
         statuses.update(PATH_PARAMETER_ANSWERS)
+    if has_parameter:
+        statuses.update(PARAMETER_ANSWERS)
     unknown = statuses - _PROBLEMS.keys()
     if unknown:
         raise ValueError(f"no shared problem response for {sorted(unknown)}")
@@ -216,6 +222,7 @@ def _operation(
     for status in _answers(
         errors, public=public, has_body=body is not None,
         has_path_parameter=any(p["in"] == "path" for p in parameters),
+        has_parameter=bool(parameters),
     ):
         operation["responses"].setdefault(
             str(status), {"$ref": f"#/components/responses/{_PROBLEMS[status][0]}"}
@@ -248,6 +255,10 @@ def _query_int(name: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": {"type": "integer", "minimum": 0}}
 
 
+def _query_text(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": "string"}}
+
+
 def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -263,7 +274,9 @@ _POLICY_TEXT = {
     "type": "object",
     "required": ["text"],
     "properties": {"text": {"type": "string", "description": "The policy YAML"},
-                   "cases": {"type": "string"}, "limit": {"type": "integer"}},
+                   "cases": {"type": "string"}, "limit": {"type": "integer"},
+                   "reason": {"type": "string", "maxLength": 1000,
+                              "description": "Why the version is proposed (audited)"}},
 }
 _POLICY_NAMED = {
     "description": "A stored version by name, or a draft as YAML text; the active policy "
@@ -302,6 +315,11 @@ _CONTACT_BODY = {
     "type": "object", "required": ["name"], "additionalProperties": False,
     "properties": {"name": {"type": "string"}, "phone": {"type": "string"},
                    "email": {"type": "string"}, "secure_email": {"type": "string"}},
+}
+_IDENTITY_PROVIDER_BODY = {
+    "type": "object", "required": ["issuer", "client_id"], "additionalProperties": False,
+    "properties": {"issuer": {"type": "string", "format": "uri"},
+                   "client_id": {"type": "string"}},
 }
 _KID_PARAMETER = _path("kid")
 _PERSON_PARAMETER = _path("person_id")
@@ -512,6 +530,22 @@ def document() -> dict[str, Any]:
                 parameters=[_CODE_PARAMETER],
                 body=_CONTACT_BODY,
             )},
+            "/v1/directory/{code}/identity-provider": {
+                "put": _operation(
+                    "Register the OpenID Provider the organisation's people sign in to the "
+                    "console with (its administrator, or the operator; audited)",
+                    {"200": _json("The organisation as listed")},
+                    errors=(403, 422),
+                    parameters=[_CODE_PARAMETER],
+                    body=_IDENTITY_PROVIDER_BODY,
+                ),
+                "delete": _operation(
+                    "Remove the organisation's OpenID Provider (audited)",
+                    {"200": _json("The organisation as listed")},
+                    errors=(403,),
+                    parameters=[_CODE_PARAMETER],
+                ),
+            },
             "/v1/directory/{code}/keys": {"post": _operation(
                 "Register a public key for the organisation's systems (audited)",
                 {"201": _json("The organisation's key ids")},
@@ -566,7 +600,7 @@ def document() -> dict[str, Any]:
                 parameters=[_PERSON_PARAMETER, _KID_PARAMETER],
             )},
             "/v1/people/{person_id}/grants": {"post": _operation(
-                "Grant a person a role, saying why (audited); see gateway/access.py",
+                "Grant a person a role, saying why (audited); see gateway/pipeline/access.py",
                 {"201": _json("The grant")},
                 errors=(403, 409),
                 parameters=[_PERSON_PARAMETER],
@@ -720,6 +754,15 @@ def document() -> dict[str, Any]:
                 errors=(400, 403, 404),
                 parameters=[_query_int("from"), _query_int("to")],
             )},
+            "/v1/audit/disclosures": {"get": _operation(
+                "Every disclosure and consultation about one person, with who, when, to whom, "
+                "rule and legal basis (DPA 2018 s.62; auditor; the read is audited): "
+                "?pnc_id=…, or ?given_name=…&family_name=…&date_of_birth=YYYY-MM-DD",
+                {"200": _json("The disclosure report")},
+                errors=(400, 403),
+                parameters=[_query_text("pnc_id"), _query_text("given_name"),
+                            _query_text("family_name"), _query_text("date_of_birth")],
+            )},
             "/healthz": {"get": _operation(
                 "Liveness", {"200": _json("Alive")}, public=True)},
             "/readyz": {"get": _operation(
@@ -727,6 +770,16 @@ def document() -> dict[str, Any]:
                 {"200": _json("Ready"), "503": _json("Not ready")}, public=True)},
             "/openapi.json": {"get": _operation(
                 "This document", {"200": _json("OpenAPI 3.1")}, public=True)},
+            "/metrics": {"get": _operation(
+                "Operational metrics for Prometheus: the text format 0.0.4, or OpenMetrics "
+                "1.0 when Accept asks for it; no personal data. Only scrapers in "
+                "DIPGW_METRICS_NETWORKS are answered, anyone else gets 404",
+                {"200": {"description": "The metrics",
+                         "content": {
+                             "text/plain": {"schema": {"type": "string"}},
+                             "application/openmetrics-text": {"schema": {"type": "string"}},
+                         }}},
+                errors=(404,), public=True)},
         },
     }
 

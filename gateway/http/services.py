@@ -9,24 +9,25 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.administration import Administration
-from gateway.auth import TokenVerifier
-from gateway.checkpoints import AuditKeys, Checkpointer
 from gateway.config import Settings
-from gateway.consent_service import ConsentService
-from gateway.directory import Directory
-from gateway.inbox import InboxNotifier
-from gateway.policy.service import PolicyService
-from gateway.relay import OutboxRelay
+from gateway.metrics import Metrics
+from gateway.pipeline.validation import SchemaSet
+from gateway.services.administration import Administration
+from gateway.services.auth import TokenVerifier
+from gateway.services.checkpoints import AuditKeys, Checkpointer
+from gateway.services.consents import ConsentService
+from gateway.services.directory import Directory
+from gateway.services.inbox import InboxNotifier
+from gateway.services.policy import PolicyService
+from gateway.services.relay import OutboxRelay
+from gateway.services.submission import SubmissionService
 from gateway.storage.base import (
     AuditRepository,
     ConsentRepository,
     MessageRepository,
     SessionRepository,
 )
-from gateway.submission import SubmissionService
 from gateway.transport.base import Transport
-from gateway.validation import SchemaSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class Services:
     clock: Callable[[], datetime]
     delivery_key_public: Mapping[str, Any]
     sessions: SessionRepository
+    metrics: Metrics
 
 
 SERVICES = web.AppKey("services", Services)

@@ -1,4 +1,4 @@
 """Persistence: small repository interfaces (``base``) and their SQLite implementation.
 
-Storage knows nothing of HTTP; it raises only ``gateway.errors`` domain errors.
+Storage knows nothing of HTTP; it raises only ``gateway.domain.errors`` domain errors.
 """

@@ -7,23 +7,33 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from gateway.audit import AuditEvent, AuditLog
-from gateway.consent import ConsentRecord, SubjectKeys
-from gateway.model import (
+from gateway.domain.model import (
     ChannelSettings,
     Contact,
     Decision,
     Envelope,
     Grant,
+    IdentityProvider,
     MessageStatus,
     Organisation,
     Person,
     StatusEvent,
     isoformat,
 )
-from gateway.timescales import Breach
+from gateway.domain.timescales import Breach
+from gateway.pipeline.audit import AuditEvent, AuditLog
+from gateway.pipeline.consent import ConsentRecord, SubjectKeys
+from gateway.pipeline.resolution import Involvement
+from gateway.tlog.tilehash import HashReads, StoredHashes, Tile
+
+# A change and its audit entry, written in one transaction: the log to append to, and the
+# event (or, for ``EventFor``, how to make it from the row as stored).
+Audited = tuple[AuditLog, AuditEvent]
+RowT = TypeVar("RowT")
+T = TypeVar("T")
+EventFor = Callable[[RowT], AuditEvent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +72,7 @@ class Receipt:
     audit_index: int | None
     replayed: bool = False
     resolved_by: Mapping[str, str] = field(default_factory=dict)
-    # Handbook timescales the message reports as missed (gateway.timescales): read from
+    # Handbook timescales the message reports as missed (gateway.domain.timescales): read from
     # the message, never stored, so a replay finds the same.
     timescale_breaches: tuple[Breach, ...] = ()
 
@@ -75,18 +85,9 @@ class MessageRecord:
     recipients: tuple[str, ...]
     received_at: datetime
     history: tuple[StatusEvent, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Involvement:
-    """An earlier accepted message about a person: who sent it, who was permitted it."""
-
-    message_type: str
-    sender: str
-    recipients: tuple[str, ...]
-    received_at: datetime
-    keys: SubjectKeys
-    direction: str | None = None
+    # Who acknowledged each recipient's share (``ORG/person-id`` or ``ORG/system``): the
+    # sender's timeline says by whom (issue 12), as the audit log does.
+    acknowledged_by: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +146,33 @@ class InboxItem:
     delivered_at: datetime
     decision: Decision
     envelope: Mapping[str, Any]
-    # Escalated by the alert clock (gateway.alerts): still unacknowledged after its limit.
+    # Escalated by the alert clock (gateway.services.alerts): still unacknowledged after its limit.
     escalated: bool = False
     acknowledged_at: datetime | None = None
+    # Left the inbox unread because the consent it rested on was withdrawn.
+    withdrawn_at: datetime | None = None
+
+
+class InboxState(StrEnum):
+    """What a SPOC filters the inbox by (H 4.1.3: alerts acted on within 24 hours).
+    Escalated is the alert clock's note, so an escalated message is also waiting or
+    acknowledged."""
+
+    WAITING = "waiting"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFilter:
+    """A filter over one recipient's delivered messages; empty ``states`` or ``types``
+    mean any."""
+
+    states: frozenset[InboxState] = frozenset({InboxState.WAITING})
+    types: frozenset[str] = frozenset()
+    delivered_from: datetime | None = None
+    delivered_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +220,14 @@ class DirectoryRepository(ABC):
         """Change an organisation's SPOC contact, audited."""
 
     @abstractmethod
+    async def set_identity_provider(
+        self, code: str, provider: IdentityProvider | None, actor: str, at: datetime,
+        audit: AuditLog,
+    ) -> None:
+        """Register (or, with None, remove) the OpenID Provider an organisation's people
+        sign in to the console with, audited."""
+
+    @abstractmethod
     async def people(self) -> list[Person]: ...
 
     @abstractmethod
@@ -204,6 +237,14 @@ class DirectoryRepository(ABC):
     @abstractmethod
     async def add_person(self, person: Person, actor: str, at: datetime, audit: AuditLog) -> None:
         """Add a person; ``Conflict`` if the id or sign-in identity is taken."""
+
+    @abstractmethod
+    async def add_people(
+        self, people: Sequence[tuple[Person, Sequence[Grant]]], actor: str, at: datetime,
+        audit: AuditLog,
+    ) -> None:
+        """Add people, each with their first grants, in one transaction: all or none
+        (``Conflict`` as :meth:`add_person` and :meth:`add_grant` would raise)."""
 
     @abstractmethod
     async def add_person_key(
@@ -238,6 +279,10 @@ class DirectoryRepository(ABC):
     async def get_import(self, import_id: str) -> DirectoryImport | None: ...
 
     @abstractmethod
+    async def pending_imports(self, limit: int) -> list[DirectoryImport]:
+        """Proposed imports still waiting for a second operator, newest first."""
+
+    @abstractmethod
     async def apply_import(
         self,
         import_id: str,
@@ -262,29 +307,24 @@ class DirectoryRepository(ABC):
 
 class ConsentRepository(ABC):
     @abstractmethod
-    async def add(self, record: ConsentRecord) -> None: ...
+    async def add(self, record: ConsentRecord, audited: Audited) -> None:
+        """Store a consent record and its audit entry in one transaction (DPA 2018 s.62)."""
 
     @abstractmethod
     async def get(self, consent_id: str) -> ConsentRecord | None: ...
 
     @abstractmethod
     async def matching(self, keys: SubjectKeys) -> list[ConsentRecord]:
-        """Every record that may concern this subject (see ``gateway.consent``)."""
+        """Every record that may concern this subject (see ``gateway.pipeline.consent``)."""
 
     @abstractmethod
-    async def withdraw(
-        self, consent_id: str, by: str, reason: str, at: datetime, audit: AuditLog,
-        redecide: Redecide,
-    ) -> Withdrawal:
-        """Withdraw a consent and, in the same transaction, settle every open share that
-        may rest on it: those whose decision names the record, and consent-based ones of
-        the same person that name none (decided before records named, or on the sender's
-        declaration). ``redecide`` (the caller's policy, no I/O) answers for each share:
-        None if it does not depend on the record, else the decision against what remains.
-        A share still permitted is kept (and rests on its new record from then on); one
-        refused is stopped if undelivered, leaves the inbox if unread, or is noted with
-        the recipient told if already acknowledged. The withdrawal and every outcome are
-        audited in the same transaction."""
+    async def unit_of_work(self, work: Callable[[ConsentRows], T]) -> T:
+        """Run ``work`` in one transaction and return its result once committed.
+
+        A withdrawal reads the record, settles every share resting on it and appends its
+        audit entries through ``work``'s rows, all or nothing (``gateway.services.consents``
+        decides; storage only reads and writes the rows). ``work`` may run more than once
+        (``gateway.storage.engine``), so it acts through its rows and nothing else."""
 
 
 class ShareState(StrEnum):
@@ -296,7 +336,9 @@ class ShareState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ConsentShare:
     """An open, permitted share that may rest on a consent record, with the person's
-    records as they stand after the withdrawal (withdrawn ones included)."""
+    records as they stand after the withdrawal (withdrawn ones included): the subject
+    keys its message was stored under and, once delivered, when it reached the inbox and
+    was acknowledged."""
 
     message_id: str
     recipient: str
@@ -305,10 +347,10 @@ class ConsentShare:
     decision: Decision
     state: ShareState
     records: tuple[ConsentRecord, ...]
+    subject: SubjectKeys
     consent_record: str | None = None
-
-
-Redecide = Callable[[ConsentRecord, ConsentShare], Decision | None]
+    delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
 
 
 class ShareOutcome(StrEnum):
@@ -343,13 +385,23 @@ class Withdrawal:
 
 class PolicyVersionRepository(ABC):
     @abstractmethod
-    async def propose(self, version: PolicyVersion) -> PolicyVersion:
-        """Store a proposed version; an identical one already stored is returned as is."""
+    async def propose(
+        self, version: PolicyVersion, audit: AuditLog, event_for: EventFor[PolicyVersion] | None
+    ) -> PolicyVersion:
+        """Store a proposed version with the audit entry ``event_for`` makes of it, in one
+        transaction; an identical version already stored is returned as is, with no entry.
+        (None: no entry, for the gateway's own baseline, whose activation is logged.)"""
 
     @abstractmethod
     async def approve(
-        self, version: str, approver: str, at: datetime, effective_from: datetime
-    ) -> PolicyVersion: ...
+        self, version: str, approver: str, at: datetime, effective_from: datetime,
+        audit: AuditLog, event_for: EventFor[PolicyVersion] | None, *, second_person: bool = True,
+    ) -> tuple[PolicyVersion, bool]:
+        """Approve a version not yet approved, with its audit entry, in one transaction;
+        returns the stored version and whether this call approved it. The guard is in the
+        write itself (not yet approved and, with ``second_person``, not by its author), so
+        two approvals racing, or an author approving from a second process, cannot both
+        succeed. Raises ``NotFound`` for an unknown version."""
 
     @abstractmethod
     async def all(self) -> list[PolicyVersion]: ...
@@ -369,6 +421,8 @@ class PolicyVersion:
     approved_by: str | None = None
     approved_at: datetime | None = None
     effective_from: datetime | None = None
+    # Why its author proposed it, as they said (also in the signed policy.proposed entry).
+    reason: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -376,6 +430,7 @@ class PolicyVersion:
             "name": self.name,
             "author": self.author,
             "proposed_at": isoformat(self.proposed_at),
+            "reason": self.reason,
             "approved_by": self.approved_by,
             "approved_at": isoformat(self.approved_at) if self.approved_at else None,
             "effective_from": isoformat(self.effective_from) if self.effective_from else None,
@@ -392,8 +447,14 @@ class RecordedShare:
     decision: Decision
 
 
+class TileConflict(Exception):
+    """A hash tile to store differs from the one stored at its place: the tree the
+    checkpointer grew is not the tree the stored tiles hold. Never overwritten."""
+
+
 class AuditRepository(ABC):
-    """The stored audit log: sequenced entries and the checkpoints signed over them."""
+    """The stored audit log: sequenced entries, the checkpoints signed over them and the
+    hash tiles proofs are read from."""
 
     @abstractmethod
     def append(self, transaction: Any, event: AuditEvent) -> int:
@@ -407,7 +468,24 @@ class AuditRepository(ABC):
     async def size(self) -> int: ...
 
     @abstractmethod
-    async def leaf_hashes(self, start: int, end: int) -> list[bytes]: ...
+    async def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """Leaf hashes of entries ``start`` to ``end``: for the checkpointer alone, which
+        reads the entries it has not yet integrated or tiled; proofs read
+        :meth:`stored_hashes`."""
+
+    @abstractmethod
+    async def stored_hashes(self, reads: HashReads) -> StoredHashes:
+        """The tile rows, tile roots and leaf hashes ``reads`` names, in one transaction
+        (``gateway.tlog.tilehash``); a row that is not stored is absent from the answer."""
+
+    @abstractmethod
+    async def tiled_size(self) -> int:
+        """How many leaves the stored full tiles of level 0 cover (a multiple of 256)."""
+
+    @abstractmethod
+    async def add_tiles(self, tiles: Sequence[Tile]) -> None:
+        """Store full tiles; one stored already with the same bytes is left as it is, one
+        stored with other bytes raises ``TileConflict``."""
 
     @abstractmethod
     async def entries(self, start: int, end: int) -> list[bytes]: ...
@@ -421,8 +499,16 @@ class AuditRepository(ABC):
         """The checkpoint of a size (the newest when None), if one was issued."""
 
     @abstractmethod
-    async def add_checkpoint(self, size: int, note: str, at: datetime) -> None:
-        """Store a signed checkpoint; refuses one that does not grow the log."""
+    async def add_checkpoint(
+        self, size: int, note: str, at: datetime, tiles: Sequence[Tile] = ()
+    ) -> None:
+        """Store a signed checkpoint with the tiles it fills, in one transaction (as
+        :meth:`add_tiles`); refuses one that does not grow the log."""
+
+    @abstractmethod
+    async def newest_checkpoint_issued(self) -> tuple[int, datetime] | None:
+        """(size, when signed) of the newest checkpoint, if any: for the checkpoint age
+        ``GET /metrics`` reports (``gateway.metrics``)."""
 
 
 class TokenLedger(ABC):
@@ -433,14 +519,134 @@ class TokenLedger(ABC):
         """Record the token's use; False when it was already used."""
 
 
+@dataclass(frozen=True, slots=True)
+class OpenShare:
+    """A permitted share neither acknowledged nor closed, as stored: what a service needs
+    to decide whether, and how, to close it. ``delivered``: it is in the inbox, unread."""
+
+    message_id: str
+    recipient: str
+    sender: str
+    message_type: str
+    route: str
+    subject: SubjectKeys
+    delivered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OverdueShare:
+    """A delivered share whose escalation note this transaction inserted."""
+
+    message_id: str
+    recipient: str
+    sender: str
+    subject: SubjectKeys
+
+
+class ShareRows(ABC):
+    """Row operations on messages' shares inside one transaction (``unit_of_work``).
+
+    Each reads or writes rows and decides nothing, except where a guard in the statement
+    itself must decide who acts when several gateway processes act at once (``close``,
+    ``note_escalations``): the caller acts on what the guard answers."""
+
+    @abstractmethod
+    def open_share(self, message_id: str, recipient: str) -> OpenShare | None:
+        """The permitted share, unless there is none or it is acknowledged or closed."""
+
+    @abstractmethod
+    def close(
+        self, message_id: str, recipient: str, reason: MessageStatus, at: datetime, *,
+        delivered: bool,
+    ) -> bool:
+        """Close the share with ``reason`` if it is still open; False if it was not. An
+        undelivered share gets a closed inbox row, so a later copy from the transport is a
+        no-op; a ``delivered`` one has its open row closed. The statement is the guard:
+        of several processes closing one share, one is told True."""
+
+    @abstractmethod
+    def release_outbox(self, message_id: str, recipient: str, at: datetime, reason: str) -> None:
+        """The share's outbox row counts as published (if not yet), ``reason`` its error
+        (if none), so the relay sends it no more."""
+
+    @abstractmethod
+    def end_dispatches(self, message_id: str, recipient: str, at: datetime, reason: str) -> None:
+        """Every push still owed for the share is owed no more: done, with ``reason`` as
+        its last error, and any claim on it released."""
+
+    @abstractmethod
+    def owe_dispatch(
+        self, message_id: str, recipient: str, channel: str, purpose: DispatchPurpose,
+        target: str, at: datetime,
+    ) -> bool:
+        """Owe one push, due now; False if the share already owes one for ``purpose``."""
+
+    @abstractmethod
+    def record_status(
+        self, message_id: str, recipient: str | None, status: MessageStatus, at: datetime,
+        detail: str | None = None,
+    ) -> None:
+        """A step or note in a share's history (``recipient`` None: the whole message's)."""
+
+    @abstractmethod
+    def note_escalations(
+        self, message_type: str, delivered_before: datetime, detail: str, at: datetime
+    ) -> list[OverdueShare]:
+        """Insert an ESCALATED note for every share of ``message_type`` delivered before
+        ``delivered_before``, still unacknowledged and open, and not escalated yet; the
+        shares noted, in delivery order. One statement inserts them only where none is,
+        so of several processes escalating at once each share is returned to one."""
+
+    @abstractmethod
+    def store_report(self, report: Mapping[str, Any], route: str, at: datetime) -> None:
+        """Put a gateway report straight into its addressee's inbox (no transport: it is
+        local); a report already stored (its id is derived from the event) is left as it
+        is."""
+
+    @abstractmethod
+    def set_decision(
+        self, message_id: str, recipient: str, decision: Decision, payload: Mapping[str, Any]
+    ) -> None:
+        """Store a new decision for an undelivered share and the payload it will deliver."""
+
+    @abstractmethod
+    def set_consent_record(self, message_id: str, recipient: str, record: str | None) -> None:
+        """Store the consent record the share rests on from now on."""
+
+    @abstractmethod
+    def audit(self, log: AuditLog, event: AuditEvent) -> None:
+        """Append ``event`` to ``log`` in this transaction (DPA 2018 s.62)."""
+
+
+class ConsentRows(ShareRows):
+    """``ShareRows`` and the consent rows a withdrawal reads and writes."""
+
+    @abstractmethod
+    def consent(self, consent_id: str) -> ConsentRecord | None: ...
+
+    @abstractmethod
+    def save_withdrawal(self, record: ConsentRecord) -> None:
+        """Store ``record``, withdrawn, over the record with its id."""
+
+    @abstractmethod
+    def consent_shares(self, record: ConsentRecord) -> list[ConsentShare]:
+        """Open permitted shares naming ``record``, and consent-based ones naming none
+        whose message's subject keys share the record's name-dob or PNC (the columns
+        narrow; whether it is the same person is the caller's rule), oldest message
+        first."""
+
+
 class MessageRepository(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise if the store cannot answer (readiness)."""
 
     @abstractmethod
-    async def accept(self, submission: Submission, audit: AuditLog) -> Receipt:
-        """Store message, status, outbox rows and audit entry in one transaction.
+    async def accept(
+        self, submission: Submission, event: AuditEvent, audit: AuditLog
+    ) -> Receipt:
+        """Store message, status, outbox rows and the service's audit ``event`` in one
+        transaction (the event is appended only when the message is new).
 
         Returns the original receipt for an identical resubmission and raises
         ``IdempotencyConflict`` when the id was used for different content.
@@ -524,30 +730,14 @@ class MessageRepository(ABC):
         """The recipient acknowledged in its own system (e.g. MESH): acknowledge the share."""
 
     @abstractmethod
-    async def close_delivery(
-        self,
-        message_id: str,
-        recipient: str,
-        status: MessageStatus,
-        detail: str,
-        at: datetime,
-        audit: AuditLog,
-    ) -> str | None:
-        """End an undelivered or unacknowledged share (dead-lettered, expired, refused).
+    async def unit_of_work(self, work: Callable[[ShareRows], T]) -> T:
+        """Run ``work`` in one transaction and return its result once committed.
 
-        It leaves the inbox, a later copy from the transport is ignored, and the sender
-        gets an undelivered report. Returns the sender's code, or None if the share was
-        already acknowledged or closed.
-        """
-
-    @abstractmethod
-    async def escalate_unacknowledged(
-        self, message_type: str, delivered_before: datetime, detail: str, at: datetime,
-        audit: AuditLog, notice_to: Callable[[str], str | None] = lambda _: None,
-    ) -> list[tuple[str, str, str]]:
-        """Mark, once, every delivered share of a type still unacknowledged since before a
-        time as escalated; returns (message id, recipient, sender) of each. An escalation
-        e-mail is owed, in the same transaction, to ``notice_to(recipient)`` if any."""
+        The services that close or escalate a share (``gateway.services.undelivered``,
+        ``gateway.services.alerts``) decide what happens and compose ``work`` from the
+        row operations of ``ShareRows``, their audit entries included, so it all commits
+        or none of it does. ``work`` may run more than once (``gateway.storage.engine``),
+        so it acts through its rows and nothing else."""
 
     @abstractmethod
     async def unacknowledged_before(
@@ -560,6 +750,17 @@ class MessageRepository(ABC):
         """Delivered, unacknowledged messages, oldest first."""
 
     @abstractmethod
+    async def inbox_history(
+        self, recipient: str, where: InboxFilter, limit: int, *, newest_first: bool = False
+    ) -> list[InboxItem]:
+        """Messages delivered to this recipient that match ``where`` (acknowledged and
+        withdrawn ones too, never a share closed before it was delivered), by delivery."""
+
+    @abstractmethod
+    async def sent(self, sender: str, limit: int, offset: int = 0) -> list[MessageRecord]:
+        """The organisation's own messages, newest first, each with its history."""
+
+    @abstractmethod
     async def inbox_item(self, message_id: str, recipient: str) -> InboxItem | None:
         """One message as delivered to this recipient (its share only), acknowledged or
         not; None if it was never delivered there or has left the inbox (closed)."""
@@ -569,6 +770,16 @@ class MessageRepository(ABC):
         self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
         detail: str | None = None,
     ) -> Acknowledgement: ...
+
+    @abstractmethod
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many outbox rows the transport has not yet confirmed, and when the oldest
+        was written (None when there are none): for ``GET /metrics``."""
+
+    @abstractmethod
+    async def dispatch_backlog(self) -> dict[str, tuple[int, datetime]]:
+        """By channel, how many owed pushes are not yet made and when the oldest was
+        owed; channels with none are left out. For ``GET /metrics``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,12 +795,32 @@ class ConsoleSession:
     last_seen_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SignInAttempt:
+    """An OpenID Connect sign-in under way (gateway.console.oidc), held server-side until
+    the provider sends the browser back: ``id`` is the SHA-256 of the secret in the
+    browser's cookie (binding the answer to the browser that asked, OIDC Core 1.0
+    section 3.1.2.1 on ``state``); ``state`` and ``nonce`` are compared with what comes
+    back, ``code_verifier`` is the PKCE secret (RFC 7636 section 4.1). Taken once."""
+
+    id: str
+    org_code: str
+    state: str
+    nonce: str
+    code_verifier: str
+    created_at: datetime
+
+
+# An audit log and the event to append to it in the same transaction as the change.
+
+
 class SessionRepository(ABC):
     """Server-side console sessions: a session exists only while its row does, so deleting
-    the row (sign-out, or a person's sessions ended) revokes it at once."""
+    the row (sign-out, or a person's sessions ended) revokes it at once. Given ``audited``,
+    a change writes its audit entry in its own transaction (DPA 2018 s.62)."""
 
     @abstractmethod
-    async def create(self, session: ConsoleSession) -> None: ...
+    async def create(self, session: ConsoleSession, audited: Audited | None = None) -> None: ...
 
     @abstractmethod
     async def get(self, session_id: str) -> ConsoleSession | None: ...
@@ -599,9 +830,18 @@ class SessionRepository(ABC):
         """Record activity (the idle timeout counts from the last)."""
 
     @abstractmethod
-    async def delete(self, session_id: str) -> bool:
-        """End one session; False if there was none."""
+    async def delete(self, session_id: str, audited: Audited | None = None) -> bool:
+        """End one session; False if there was none (and then nothing is audited)."""
 
     @abstractmethod
-    async def delete_person(self, person_id: str) -> int:
-        """End every session of a person (sign-out everywhere); how many there were."""
+    async def delete_person(self, person_id: str, audited: Audited | None = None) -> int:
+        """End every session of a person (sign-out everywhere); how many there were (the
+        audit entry's ``sessions_ended``)."""
+
+    @abstractmethod
+    async def begin_sign_in(self, attempt: SignInAttempt, stale_before: datetime) -> None:
+        """Hold a sign-in under way; attempts begun before ``stale_before`` are dropped."""
+
+    @abstractmethod
+    async def take_sign_in(self, attempt_id: str) -> SignInAttempt | None:
+        """The attempt, removed as it is read: a provider's answer is used once at most."""

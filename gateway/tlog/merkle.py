@@ -20,7 +20,9 @@ __all__ = [
     "CompactRange",
     "ProofError",
     "consistency_proof",
+    "consistency_ranges",
     "inclusion_proof",
+    "inclusion_ranges",
     "leaf_hash",
     "node_hash",
     "root",
@@ -132,22 +134,35 @@ def _check_hashes(what: str, hashes: Sequence[bytes]) -> None:
             raise ProofError(f"{what}[{i}] is {len(h)} bytes, expected {HASH_SIZE}")
 
 
-def inclusion_proof(index: int, size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
-    """RFC 9162 §2.1.3.1 PATH(index, D[0:size]), ordered from the leaf up."""
-    if not 0 <= index < size <= len(leaf_hashes):
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose MTHs make RFC 9162 §2.1.3.1 PATH(index,
+    D[0:size]), ordered from the leaf up.
+
+    Each range is a node of the tree: ``lo`` is a multiple of a power of two at least
+    ``hi - lo``. Proofs from leaf hashes (:func:`inclusion_proof`) and from stored tiles
+    (``gateway.tlog.tilehash``) both hash these ranges, so the two cannot differ in shape.
+    """
+    if not 0 <= index < size:
         raise ValueError(f"no inclusion proof for index {index} in tree size {size}")
-    proof: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     lo, hi, m = 0, size, index
     while hi - lo > 1:
         k = _largest_power_of_two_below(hi - lo)
         if m < k:
-            proof.append(root(leaf_hashes[lo + k : hi]))
+            ranges.append((lo + k, hi))
             hi = lo + k
         else:
-            proof.append(root(leaf_hashes[lo : lo + k]))
+            ranges.append((lo, lo + k))
             lo, m = lo + k, m - k
-    proof.reverse()
-    return proof
+    ranges.reverse()
+    return ranges
+
+
+def inclusion_proof(index: int, size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 PATH(index, D[0:size]), ordered from the leaf up."""
+    if not 0 <= index < size <= len(leaf_hashes):
+        raise ValueError(f"no inclusion proof for index {index} in tree size {size}")
+    return [root(leaf_hashes[lo:hi]) for lo, hi in inclusion_ranges(index, size)]
 
 
 def verify_inclusion(
@@ -186,26 +201,35 @@ def verify_inclusion(
         )
 
 
-def consistency_proof(old_size: int, new_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
-    """RFC 9162 §2.1.4.1 PROOF(old_size, D[0:new_size]); empty when the sizes are equal or 0."""
-    if not 0 <= old_size <= new_size <= len(leaf_hashes):
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges ``[lo, hi)`` whose MTHs make RFC 9162 §2.1.4.1 PROOF(old_size,
+    D[0:new_size]); none when the sizes are equal or 0. Each is a node of the tree, as in
+    :func:`inclusion_ranges`."""
+    if not 0 <= old_size <= new_size:
         raise ValueError(f"no consistency proof from size {old_size} to {new_size}")
     if old_size in (0, new_size):
         return []
-    proof: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
     lo, hi, m, complete = 0, new_size, old_size, True
     while m != hi - lo:
         k = _largest_power_of_two_below(hi - lo)
         if m <= k:
-            proof.append(root(leaf_hashes[lo + k : hi]))
+            ranges.append((lo + k, hi))
             hi = lo + k
         else:
-            proof.append(root(leaf_hashes[lo : lo + k]))
+            ranges.append((lo, lo + k))
             lo, m, complete = lo + k, m - k, False
     if not complete:
-        proof.append(root(leaf_hashes[lo:hi]))
-    proof.reverse()
-    return proof
+        ranges.append((lo, hi))
+    ranges.reverse()
+    return ranges
+
+
+def consistency_proof(old_size: int, new_size: int, leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 PROOF(old_size, D[0:new_size]); empty when the sizes are equal or 0."""
+    if not 0 <= old_size <= new_size <= len(leaf_hashes):
+        raise ValueError(f"no consistency proof from size {old_size} to {new_size}")
+    return [root(leaf_hashes[lo:hi]) for lo, hi in consistency_ranges(old_size, new_size)]
 
 
 def verify_consistency(

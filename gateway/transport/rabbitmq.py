@@ -37,7 +37,7 @@ from aio_pika.abc import (
 )
 from pamqp.commands import Basic
 
-from gateway.model import DeliveryChannel, Organisation
+from gateway.domain.model import DeliveryChannel, Organisation
 from gateway.periodic import cancel
 from gateway.storage.base import OutboxItem
 from gateway.transport.base import (

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.access import SENDING_RULES
-from gateway.model import MessageType, Organisation, OrgKind
+from gateway.domain.model import MessageType, Organisation, OrgKind
+from gateway.pipeline.access import SENDING_RULES
 
 DEFAULT_PREFIX = "dipgw"
 DEFAULT_DELIVERY_LIMIT = 5

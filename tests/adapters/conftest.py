@@ -1,17 +1,15 @@
-"""A real gateway process on its embedded defaults, and the adapters run as the commands
-an agency runs (``python -m adapters.…``), so interruption can be a real SIGKILL."""
+"""A real gateway process on the run's database (``tests.backends``), and the adapters run
+as the commands an agency runs (``python -m adapters.…``), so interruption can be a real
+SIGKILL."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +17,23 @@ from pathlib import Path
 import pytest
 
 from gateway.config import Settings
-from gateway.directory import dev_key_path
-from tests.test_crash_recovery import free_port
+from gateway.services.directory import dev_key_path
+from tests.backends import database_for_module, query
+from tests.processes import free_port, gateway_env, wait_ready_blocking
 
 
 @dataclass(frozen=True)
 class Gateway:
     url: str
-    data_dir: Path
+    settings: Settings
     log: Path
 
     def key(self, org: str) -> Path:
-        return dev_key_path(Settings(data_dir=self.data_dir).dev_keys_dir, org)
+        return dev_key_path(self.settings.dev_keys_dir, org)
 
-    def query(self, sql: str, *args: object) -> list[tuple[object, ...]]:
-        with sqlite3.connect(Settings(data_dir=self.data_dir).sqlite_path) as conn:
-            return conn.execute(sql, args).fetchall()
+    def query(self, sql: str, **params: object) -> list[tuple[object, ...]]:
+        """Rows of ``sql`` (named ``:params``) on the gateway's database."""
+        return query(self.settings, sql, **params)
 
     def batch_logs(self, offset: int = 0) -> list[dict[str, object]]:
         """The gateway's ``batch_submitted`` log lines written after ``offset`` bytes."""
@@ -68,12 +67,10 @@ def adapter_env() -> dict[str, str]:
     return env
 
 
-def start_gateway(data_dir: Path) -> Iterator[Gateway]:
+def start_gateway(settings: Settings) -> Iterator[Gateway]:
     port = free_port()
-    log = data_dir / "gateway.log"
-    env = {**os.environ, "DIPGW_DATA_DIR": str(data_dir), "DIPGW_PORT": str(port)}
-    env.pop("DIPGW_AMQP_URL", None)
-    env.pop("DIPGW_DATABASE_URL", None)
+    log = settings.data_dir / "gateway.log"
+    env = gateway_env(settings.data_dir, port, settings.database_url)
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", "serve"], env=env,
@@ -81,28 +78,18 @@ def start_gateway(data_dir: Path) -> Iterator[Gateway]:
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url)
-        yield Gateway(url, data_dir, log)
+        wait_ready_blocking(url)
+        yield Gateway(url, settings, log)
     finally:
         process.kill()
         process.wait(timeout=10)
 
 
-def wait_ready(url: str) -> None:
-    for _ in range(400):
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the gateway did not become ready")
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    yield from start_gateway(tmp_path_factory.mktemp("gateway"))
+    with database_for_module() as database_url:
+        yield from start_gateway(Settings(data_dir=tmp_path_factory.mktemp("gateway"),
+                                          database_url=database_url))
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[dict[str, str]]) -> Path:

@@ -92,8 +92,8 @@ def rows_for(case: Case, tag: str, extra: dict[str, str]) -> list[dict[str, str]
 
 
 def stored(gateway: Gateway, message_id: str) -> dict[str, Any]:
-    [(document,)] = gateway.query("SELECT document_json FROM messages WHERE message_id = ?",
-                                  message_id)
+    [(document,)] = gateway.query("SELECT document_json FROM messages WHERE message_id = :id",
+                                  id=message_id)
     found: dict[str, Any] = json.loads(str(document))
     return found
 
@@ -164,5 +164,5 @@ def test_dipgw_strict_refuses_as_the_flag_does(gateway: Gateway, tmp_path: Path)
 
     assert done.returncode == 2, done.stderr
     assert "unknown column court_contact_emial" in done.stderr
-    assert gateway.query("SELECT COUNT(*) FROM messages WHERE message_id IN (?, ?)",
-                         ids.message_id(2), ids.message_id(3)) == [(0,)]
+    assert gateway.query("SELECT COUNT(*) FROM messages WHERE message_id IN (:a, :b)",
+                         a=ids.message_id(2), b=ids.message_id(3)) == [(0,)]

@@ -27,8 +27,8 @@ from adapters.prison.mapping import (
 )
 from adapters.records import WHOLE_ROW, Row
 from adapters.sources import Format, format_for, parse_csv, parse_jsonl
-from gateway.http.app import SCHEMA_DIR
-from gateway.validation import SchemaSet
+from gateway.app import SCHEMA_DIR
+from gateway.pipeline.validation import SchemaSet
 from tests.adapters import samples
 from tests.adapters.court_lists import court_list
 
@@ -158,7 +158,10 @@ def test_parsers_never_raise_and_locate_every_problem(text: str) -> None:
 # ---------------------------------------------------------------- rows to envelopes
 
 
-@pytest.mark.parametrize(("name", "mapper", "cells"), samples.VALID, ids=lambda v: str(v)[:30])
+# Ids from the sample's name only: a function's repr holds its address, which differs
+# between the processes pytest-xdist collects in (they must collect identical ids).
+@pytest.mark.parametrize(
+    ("name", "mapper", "cells"), samples.VALID, ids=[name for name, _, _ in samples.VALID])
 def test_valid_rows_become_envelopes_the_gateway_schemas_accept(
     name: str, mapper: Any, cells: dict[str, str]
 ) -> None:

@@ -19,7 +19,7 @@ POLICE = "POL-SFK-IPS"
 
 def delivered_to(gateway: Gateway, message_id: str) -> list[str]:
     return [str(r) for (r,) in gateway.query(
-        "SELECT recipient FROM inbox WHERE message_id = ?", message_id)]
+        "SELECT recipient FROM inbox WHERE message_id = :id", id=message_id)]
 
 
 def wait_delivered(gateway: Gateway, message_id: str) -> list[str]:
@@ -54,8 +54,8 @@ def test_custody_records_become_ra1_and_ra2_messages(
     assert "arrested_at:" in report[2]["reason"] and "test_result:" in report[2]["reason"]
     assert wait_delivered(gateway, report[0]["message_id"]) == ["CJIT-SFK"]
     assert wait_delivered(gateway, report[1]["message_id"]) == ["CJIT-NFK"]
-    [(document,)] = gateway.query("SELECT document_json FROM messages WHERE message_id = ?",
-                                  report[1]["message_id"])
+    [(document,)] = gateway.query("SELECT document_json FROM messages WHERE message_id = :id",
+                                  id=report[1]["message_id"])
     assert json.loads(str(document))["body"]["ra1_message_id"] == report[0]["message_id"]
 
 

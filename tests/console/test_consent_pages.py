@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import sqlite3
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Settings
 from gateway.console import consent_words
-from gateway.policy.facts import Purpose
+from gateway.pipeline.policy.facts import Purpose
+from tests.backends import query
 from tests.conftest import AgencyFactory
 from tests.console.test_console import sign_in
 from tests.test_audit_log import audit_entries
@@ -55,9 +55,8 @@ def consent_request() -> dict[str, Any]:
 
 
 def consent_count(settings: Settings) -> int:
-    with sqlite3.connect(settings.sqlite_path) as conn:
-        count: int = conn.execute("SELECT COUNT(*) FROM consents").fetchone()[0]
-        return count
+    count: int = query(settings, "SELECT COUNT(*) FROM consents")[0][0]
+    return count
 
 
 def text_of(page: str) -> str:
@@ -358,7 +357,7 @@ def test_status_words() -> None:
     from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
-    from gateway.consent import ConsentForm, ConsentRecord, SubjectKeys
+    from gateway.pipeline.consent import ConsentForm, ConsentRecord, SubjectKeys
 
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     record = ConsentRecord(

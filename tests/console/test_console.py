@@ -4,7 +4,6 @@ sign-in, and a SPOC's inbox, message page and acknowledgement, on the real app."
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from gateway.app import create_app
 from gateway.config import Settings
 from gateway.console.sessions import PRODUCTION_COOKIE, SessionManager
-from gateway.http.app import create_app
-from gateway.model import Role
+from gateway.domain.model import Role
+from tests.backends import make_settings, query
 from tests.conftest import EXAMPLES, AgencyFactory, bearer, load
 from tests.test_audit_log import audit_entries
 from tests.test_messages_end_to_end import wait_for_inbox
+from tests.test_shared_keys import init_keys
 
 RA1 = EXAMPLES / "ra1_notice" / "valid-out-of-area-norfolk-resident.json"
 ALERT = EXAMPLES / "disengagement_alert" / "valid-case-closed-persistent-non-engagement.json"
@@ -48,8 +49,7 @@ async def sign_in(client: TestClient[Any, Any], person: str) -> str:
 
 
 def session_rows(settings: Settings) -> list[tuple[str, str]]:
-    with sqlite3.connect(settings.sqlite_path) as conn:
-        return conn.execute("SELECT id, person_id FROM console_sessions").fetchall()
+    return [(r[0], r[1]) for r in query(settings, "SELECT id, person_id FROM console_sessions")]
 
 
 async def test_root_sends_a_browser_to_the_console_and_the_api_is_unchanged(
@@ -78,6 +78,7 @@ async def test_sign_in_lists_demo_people_and_sign_out_revokes_the_session(
     assert [person for _, person in session_rows(settings)] == [SPOC]
     home = await (await client.get("/console/")).text()
     assert "Jack Turner" in home and "Read and acknowledge the organisation" in home
+    assert 'href="/console/sign-out-everywhere"' in home
     cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["dipgw_session"]
 
     response = await client.post("/console/sign-out", data={"csrf_token": csrf},
@@ -161,10 +162,14 @@ async def test_sign_out_and_acknowledge_need_the_session_csrf_token(
 
 
 async def test_production_refuses_the_demo_sign_in(aiohttp_client: Any, tmp_path: Path) -> None:
-    client = await aiohttp_client(create_app(Settings(data_dir=tmp_path, environment="production")))
+    client = await aiohttp_client(create_app(make_settings(
+        data_dir=tmp_path, environment="production", secrets_dir=init_keys(tmp_path / "keys"),
+    )))
+    # The sign-in page offers only the organisations' own accounts (gateway.console.oidc).
     page = await client.get("/console/sign-in")
-    assert page.status == 404
-    assert "Page not found" in await page.text()
+    assert page.status == 200
+    text = await page.text()
+    assert "demo person" not in text and SPOC not in text
     assert page.headers["Content-Security-Policy"]
     response = await client.post("/console/sign-in", data={"person": SPOC, "csrf_token": "x"})
     assert response.status == 404

@@ -1,7 +1,9 @@
 """``/v1/audit``: signed checkpoints, verifier keys, proofs and offline-verifiable export.
 
 Only the ``auditor`` role reads the log (keys excepted: anyone authenticated may fetch
-them), and every read is itself logged as a consultation.
+them), and every read is itself logged as a consultation. What a route reads is built by a
+function here (``latest``, ``inclusion_of``, ``export_archive``, ``disclosures_of``) that
+the console's auditor pages call too, so the page and the API answer from one copy.
 """
 
 from __future__ import annotations
@@ -11,21 +13,25 @@ import io
 import json
 import tarfile
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from aiohttp import web
 
-from gateway import access
-from gateway.audit import AuditAction, AuditEvent
-from gateway.errors import MalformedRequest, NotFound
+from gateway.domain.errors import MalformedRequest, NotFound
+from gateway.domain.model import Principal
 from gateway.http.body import query_int
+from gateway.http.consent_actions import subject_keys
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES, Services
-from gateway.model import Principal
+from gateway.pipeline import access
+from gateway.pipeline.audit import AuditAction, AuditEvent
+from gateway.pipeline.consent import SubjectKeys
+from gateway.services import audit_proofs
+from gateway.services.disclosures import DisclosureReport, disclosure_report, pseudonymiser
 from gateway.tlog.bundle import export_bundle
 from gateway.tlog.canonical import MAX_SAFE_INTEGER
-from gateway.tlog.merkle import consistency_proof, inclusion_proof
 
 routes = web.RouteTableDef()
 
@@ -42,18 +48,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-async def _latest(services: Services) -> tuple[int, str]:
-    latest = await services.audit.checkpoint() or await services.checkpointer.integrate()
-    if latest is None:
+async def latest(services: Services) -> tuple[int, str]:
+    """(size, signed note) of the newest checkpoint, signing the first one if none is yet."""
+    found = await services.audit.checkpoint() or await services.checkpointer.integrate()
+    if found is None:
         raise NotFound("No checkpoint has been issued yet.")
-    return latest
+    return found
 
 
 @routes.get("/v1/audit/checkpoint")
 async def checkpoint(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
-    size, note = await _latest(services)
+    size, note = await latest(services)
     await consulted(services, principal, "checkpoint", size=size)
     return web.Response(text=note, content_type="text/plain")
 
@@ -64,7 +71,7 @@ async def issue_checkpoint(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
     await consulted(services, principal, "checkpoint", on_demand=True)
-    _, note = await services.checkpointer.integrate() or await _latest(services)
+    _, note = await services.checkpointer.integrate() or await latest(services)
     return web.Response(text=note, content_type="text/plain")
 
 
@@ -84,23 +91,34 @@ async def _checkpoint_of_size(services: Services, size: int) -> str:
     return found[1]
 
 
+async def inclusion_of(
+    services: Services, principal: Principal, index: int, size: int | None = None,
+    **details: object,
+) -> dict[str, object]:
+    """RFC 9162 §2.1.3.1 inclusion proof of entry ``index`` in the signed checkpoint of
+    ``size`` (the newest when None), logged as a consultation (``details`` say the channel
+    when it is not the API). Checking it is left to the reader: that is the point."""
+    latest_size, _ = await latest(services)
+    size = latest_size if size is None else size
+    note = await _checkpoint_of_size(services, size)
+    if index >= size:
+        raise MalformedRequest(f"Entry {index} is not in a tree of size {size}.")
+    leaf, proof = await audit_proofs.inclusion(services.audit, index, size)
+    await consulted(services, principal, "inclusion_proof", message_ids=(), subject=None,
+                    index=index, size=size, **details)
+    return {
+        "index": index, "size": size, "leaf_hash": _b64(leaf),
+        "proof": [_b64(h) for h in proof], "checkpoint": note,
+    }
+
+
 @routes.get("/v1/audit/proof/inclusion")
 async def inclusion(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
-    latest_size, _ = await _latest(services)
-    size = query_int(request, "size", default=latest_size)
+    size = query_int(request, "size") if "size" in request.query else None
     index = query_int(request, "index")
-    note = await _checkpoint_of_size(services, size)
-    if index >= size:
-        raise MalformedRequest(f"Entry {index} is not in a tree of size {size}.")
-    hashes = await services.audit.leaf_hashes(0, size)
-    proof = inclusion_proof(index, size, hashes)
-    await consulted(services, principal, "inclusion_proof", index=index, size=size)
-    return web.json_response({
-        "index": index, "size": size, "leaf_hash": _b64(hashes[index]),
-        "proof": [_b64(h) for h in proof], "checkpoint": note,
-    })
+    return web.json_response(await inclusion_of(services, principal, index, size))
 
 
 @routes.get("/v1/audit/proof/consistency")
@@ -112,8 +130,7 @@ async def consistency(request: web.Request) -> web.Response:
         raise MalformedRequest("Ask for 0 < from <= to.")
     old_note = await _checkpoint_of_size(services, old)
     new_note = await _checkpoint_of_size(services, new)
-    hashes = await services.audit.leaf_hashes(0, new)
-    proof = consistency_proof(old, new, hashes) if old < new else []
+    proof = await audit_proofs.consistency(services.audit, old, new)
     await consulted(services, principal, "consistency_proof", old=old, new=new)
     return web.json_response({
         "from": old, "to": new, "proof": [_b64(h) for h in proof],
@@ -139,28 +156,31 @@ async def entries(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/v1/audit/export")
-async def export(request: web.Request) -> web.Response:
-    """A tar.gz bundle laid out as C2SP tlog-tiles: entries, tiles, every checkpoint.
+async def export_archive(
+    services: Services, principal: Principal, start: int | None, end: int | None,
+    **details: object,
+) -> tuple[str, bytes]:
+    """(file name, tar.gz bytes) of a bundle laid out as C2SP tlog-tiles: entries, tiles,
+    every checkpoint; entries ``start`` to ``end`` (the whole log when both are None),
+    the export itself logged first (``details`` say the channel when it is not the API).
 
-    ``dipgw audit verify BUNDLE --public-key KEYFILE`` checks it with no gateway running.
+    ``dipgw audit verify BUNDLE --public-key KEYFILE`` checks it with no gateway running
+    (with ``--from``/``--to`` for a range).
     """
-    principal = _auditor(request)
-    services = request.app[SERVICES]
     await services.checkpointer.integrate()
     stored = await services.audit.checkpoints()
     if not stored:
         raise NotFound("No checkpoint has been issued yet.")
     head = stored[-1][0]
-    start = query_int(request, "from", default=0)
-    end = query_int(request, "to", default=head)
+    start = 0 if start is None else start
+    end = head if end is None else end
     if not 0 <= start < end <= head:
         raise MalformedRequest(f"Ask for 0 <= from < to <= {head} (the newest checkpoint).")
     await services.audit.record(AuditEvent(
         action=AuditAction.AUDIT_EXPORTED,
         at=services.clock(),
         actor=principal.actor,
-        details={"from": start, "to": end, "checkpoint_size": head},
+        details={"from": start, "to": end, "checkpoint_size": head, **details},
     ))
     all_entries = await services.audit.entries(0, head)
     with tempfile.TemporaryDirectory() as scratch:
@@ -172,9 +192,58 @@ async def export(request: web.Request) -> web.Response:
         archive = io.BytesIO()
         with tarfile.open(fileobj=archive, mode="w:gz") as tar:
             tar.add(bundle, arcname=f"dipgw-audit-{start}-{end}")
+    return f"dipgw-audit-{start}-{end}.tar.gz", archive.getvalue()
+
+
+@routes.get("/v1/audit/export")
+async def export(request: web.Request) -> web.Response:
+    """A tar.gz bundle laid out as C2SP tlog-tiles (``export_archive``)."""
+    principal = _auditor(request)
+    services = request.app[SERVICES]
+    start = query_int(request, "from") if "from" in request.query else None
+    end = query_int(request, "to") if "to" in request.query else None
+    name, body = await export_archive(services, principal, start, end)
     return web.Response(
-        body=archive.getvalue(),
+        body=body,
         content_type="application/gzip",
-        headers={"Content-Disposition":
-                 f'attachment; filename="dipgw-audit-{start}-{end}.tar.gz"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+async def disclosures_of(
+    services: Services, principal: Principal, keys: SubjectKeys, **details: object,
+) -> DisclosureReport:
+    """Every disclosure and consultation about a person (DPA 2018 s.62;
+    ``gateway.services.disclosures``), the read logged as a consultation about that person
+    (their pseudonym, never the PNC ID or name searched for) before it is answered."""
+    report = await disclosure_report(
+        services.audit, services.messages, pseudonymiser(services.settings), keys)
+    await consulted(services, principal, "disclosures", message_ids=(), subject=keys,
+                    found=len(report.rows), **details)
+    return report
+
+
+@routes.get("/v1/audit/disclosures")
+async def disclosures(request: web.Request) -> web.Response:
+    """The disclosure report for one person: ``?pnc_id=…``, or ``?given_name=…&family_name=…
+    &date_of_birth=YYYY-MM-DD``; what a subject access request or the ICO asks for."""
+    principal = _auditor(request)
+    services = request.app[SERVICES]
+    query = {k: request.query.get(k, "").strip() for k in (
+        "pnc_id", "given_name", "family_name", "date_of_birth")}
+    if query["date_of_birth"] and not _is_date(query["date_of_birth"]):
+        raise MalformedRequest("'date_of_birth' must be a date, YYYY-MM-DD.")
+    keys = subject_keys(query)
+    if keys is None:
+        raise MalformedRequest(
+            "Say whose disclosures: ?pnc_id=…, or ?given_name=…&family_name=…&date_of_birth=…")
+    report = await disclosures_of(services, principal, keys)
+    return web.json_response(report.as_json())
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10

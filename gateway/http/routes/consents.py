@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import access
-from gateway.errors import MalformedRequest
+from gateway.domain.errors import MalformedRequest
+from gateway.domain.model import Principal
 from gateway.http.body import read_json
 from gateway.http.consent_actions import (
     find_consents,
@@ -21,7 +21,7 @@ from gateway.http.consent_actions import (
 )
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.model import Principal
+from gateway.pipeline import access
 from gateway.storage.base import ShareOutcome
 
 routes = web.RouteTableDef()
@@ -59,7 +59,7 @@ async def list_consents(request: web.Request) -> web.Response:
 async def withdraw_consent(request: web.Request) -> web.Response:
     """Withdraw a consent, saying why: by the organisation that recorded it, or by the CJIT
     managing the person (the gateway's own records decide which CJIT that is). Every open
-    share that rested on it is decided again (``gateway.consent_service``); the answer
+    share that rested on it is decided again (``gateway.services.consents``); the answer
     lists each with its outcome, and ``stopped`` the undelivered ones refused."""
     principal = _consent_caller(request)
     services = request.app[SERVICES]

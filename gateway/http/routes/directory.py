@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import access
-from gateway.channels.choice import parse_channel
-from gateway.directory_import import cjit_of_residence
-from gateway.errors import MalformedRequest, NotFound
+from gateway.domain.errors import MalformedRequest, NotFound
+from gateway.http import directory_actions
 from gateway.http.body import read_json
 from gateway.http.context import principal_of
 from gateway.http.services import SERVICES
-from gateway.validation import ENVELOPE_SCHEMA
+from gateway.pipeline import access
+from gateway.pipeline.directory_import import cjit_of_residence
+from gateway.pipeline.validation import ENVELOPE_SCHEMA
 
 routes = web.RouteTableDef()
 
@@ -67,23 +67,18 @@ async def import_spoc_list(request: web.Request) -> web.Response:
 
 @routes.get("/v1/directory/imports/{import_id}")
 async def get_import(request: web.Request) -> web.Response:
-    principal = principal_of(request)
-    access.authorise(principal, access.Action.IMPORT_DIRECTORY)
-    directory = request.app[SERVICES].directory
-    proposal = await directory.repository.get_import(request.match_info["import_id"])
-    if proposal is None:
-        raise NotFound(f"There is no directory import {request.match_info['import_id']}.")
+    proposal = await directory_actions.find_import(
+        request.app[SERVICES], principal_of(request), request.match_info["import_id"]
+    )
     return web.json_response({"applied": proposal.approved_by is not None, **proposal.summary()})
 
 
 @routes.post("/v1/directory/imports/{import_id}/approve")
 async def approve_import(request: web.Request) -> web.Response:
     """A second operator person applies a proposed import, as it was previewed."""
-    services = request.app[SERVICES]
-    applied = await services.administration.approve_import(
-        principal_of(request), request.match_info["import_id"]
+    applied = await directory_actions.approve_import(
+        request.app[SERVICES], principal_of(request), request.match_info["import_id"]
     )
-    await services.transport.follow_directory()
     return web.json_response({"applied": True, **applied.summary()})
 
 
@@ -91,8 +86,7 @@ async def approve_import(request: web.Request) -> web.Response:
 async def get_delivery_channel(request: web.Request) -> web.Response:
     """An organisation's delivery channel in full: for the organisation and the operator."""
     code = request.match_info["code"]
-    org = request.app[SERVICES].administration.organisation(code)
-    access.authorise(principal_of(request), access.Action.VIEW_DELIVERY, code)
+    org = directory_actions.delivery_of(request.app[SERVICES], principal_of(request), code)
     return web.json_response({"code": code, **org.delivery.as_dict()})
 
 
@@ -101,18 +95,10 @@ async def set_delivery_channel(request: web.Request) -> web.Response:
     """Choose how messages reach an organisation: pull, amqp, webhook or mesh (audited).
 
     Only the organisation's own administrator or IG lead, or the operator."""
-    principal = principal_of(request)
-    services = request.app[SERVICES]
     code = request.match_info["code"]
-    services.administration.organisation(code)
-    access.authorise(principal, access.Action.CHOOSE_DELIVERY, code)
-    channel = parse_channel(
-        await read_json(request), production=services.settings.is_production
+    org = await directory_actions.choose_delivery(
+        request.app[SERVICES], principal_of(request), code, await read_json(request)
     )
-    org = await services.directory.set_channel(
-        code, channel, principal.actor, services.clock(), services.audit,
-    )
-    await services.transport.follow_directory()
     return web.json_response({"code": code, **org.delivery.as_dict()})
 
 
@@ -122,6 +108,25 @@ async def set_contact(request: web.Request) -> web.Response:
     operator; audited): the secure address there receives alert notices."""
     org = await request.app[SERVICES].administration.set_contact(
         principal_of(request), request.match_info["code"], await read_json(request)
+    )
+    return web.json_response(org.public_view())
+
+
+@routes.put("/v1/directory/{code}/identity-provider")
+async def set_identity_provider(request: web.Request) -> web.Response:
+    """Register the OpenID Provider the organisation's people sign in to the console with
+    (its administrator, or the operator; audited). The client secret is configuration."""
+    org = await request.app[SERVICES].administration.set_identity_provider(
+        principal_of(request), request.match_info["code"], await read_json(request)
+    )
+    return web.json_response(org.public_view())
+
+
+@routes.delete("/v1/directory/{code}/identity-provider")
+async def remove_identity_provider(request: web.Request) -> web.Response:
+    """No one of the organisation signs in with its provider any more (audited)."""
+    org = await request.app[SERVICES].administration.set_identity_provider(
+        principal_of(request), request.match_info["code"], None
     )
     return web.json_response(org.public_view())
 

@@ -5,21 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from gateway import access
-from gateway.errors import AccessDenied, MalformedRequest
+from gateway.domain.errors import AccessDenied, MalformedRequest
+from gateway.domain.model import Organisation, Principal, isoformat
+from gateway.domain.timescales import breaches
 from gateway.http.body import query_int, whole_number
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
-from gateway.http.services import SERVICES
-from gateway.model import Organisation, Principal, isoformat
+from gateway.http.services import SERVICES, Services
+from gateway.pipeline import access
 from gateway.storage.base import InboxItem
-from gateway.timescales import breaches
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -99,12 +99,36 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """
     principal = _inbox_owner(request)
     services = request.app[SERVICES]
-    last_seq = _last_event_id(request)
+    by_code = services.directory.by_code
+    return await inbox_stream(
+        request, services, principal, last_event_id(request),
+        lambda item: item_view(item, by_code()),
+    )
+
+
+async def inbox_stream(
+    request: web.Request,
+    services: Services,
+    principal: Principal,
+    last_seq: int,
+    render: Callable[[InboxItem], Mapping[str, Any]],
+    *,
+    headers: Mapping[str, str] | None = None,
+    still_allowed: Callable[[], Awaitable[bool]] | None = None,
+    channel: str | None = None,
+) -> web.StreamResponse:
+    """The inbox as server-sent events, for the API's stream and the console's alike: what
+    arrived after ``last_seq``, then each message as it arrives, each event's id its inbox
+    sequence number. Every batch read is logged as a consultation before it is sent (DPA
+    2018 s.62(1)(b)), under ``channel`` when it is not the API. The caller has asked
+    ``gateway.pipeline.access`` first; ``still_allowed`` is asked before every read (the console's
+    session may end while its page stays open)."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
+            **(headers or {}),
         }
     )
     await response.prepare(request)
@@ -113,15 +137,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
         async with services.notifier.subscribe(principal.org.code) as arrived:
             while not services.notifier.closed:
                 arrived.clear()
+                if still_allowed is not None and not await still_allowed():
+                    break
                 items = await services.messages.inbox(principal.org.code, MAX_LIMIT, last_seq)
                 if items:
-                    await consulted(
-                        services, principal, "inbox_stream",
-                        message_ids=tuple(i.message_id for i in items),
-                    )
+                    await _consulted_stream(services, principal, items, channel)
                 for item in items:
-                    data = json.dumps(item_view(item, services.directory.by_code()),
-                                      ensure_ascii=False)
+                    data = json.dumps(render(item), ensure_ascii=False)
                     await response.write(
                         f"id: {item.seq}\nevent: message\ndata: {data}\n\n".encode()
                     )
@@ -135,7 +157,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def _last_event_id(request: web.Request) -> int:
+async def _consulted_stream(
+    services: Services, principal: Principal, items: list[InboxItem], channel: str | None
+) -> None:
+    ids = tuple(i.message_id for i in items)
+    if channel is None:
+        await consulted(services, principal, "inbox_stream", message_ids=ids)
+    else:
+        await consulted(services, principal, "inbox_stream", message_ids=ids, channel=channel)
+
+
+def last_event_id(request: web.Request) -> int:
+    """Where a reconnecting stream resumes: the id of the last event it was sent."""
     raw = request.headers.get("Last-Event-ID", "0").strip() or "0"
     value = whole_number(raw)
     if value is None:

@@ -9,10 +9,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from gateway import access
-from gateway.consent import SubjectKeys
-from gateway.decision import combined
-from gateway.errors import (
+from gateway.domain.errors import (
     AccessDenied,
     GatewayError,
     InvalidBatch,
@@ -20,15 +17,25 @@ from gateway.errors import (
     PayloadTooLarge,
     Violation,
 )
+from gateway.domain.model import (
+    MessageStatus,
+    Principal,
+    StatusEvent,
+    isoformat,
+    overall_status,
+    recipient_status,
+)
+from gateway.domain.timescales import breaches
 from gateway.http.body import read_json
 from gateway.http.consultation import consulted
 from gateway.http.context import principal_of
+from gateway.http.decide_actions import assess_and_log
 from gateway.http.problems import error_problem, internal_problem
 from gateway.http.services import SERVICES, Services
-from gateway.model import Principal, isoformat, overall_status, recipient_status
-from gateway.storage.base import Receipt
-from gateway.submission import receipt_view
-from gateway.timescales import breaches
+from gateway.pipeline import access
+from gateway.pipeline.decision import combined
+from gateway.services.submission import receipt_view
+from gateway.storage.base import MessageRecord, Receipt
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -130,18 +137,7 @@ async def message_status(request: web.Request) -> web.Response:
     record = await services.messages.get(message_id)
     if record is None:
         raise NotFound(f"There is no message {message_id}.")
-    caller = principal.org.code
-    if caller == record.sender:
-        recipients = record.recipients
-        history = record.history
-        status = overall_status(history, recipients)
-    elif caller in record.recipients:
-        # A recipient sees its own share only, not who else received the message.
-        recipients = (caller,)
-        history = tuple(e for e in record.history if e.recipient in (None, caller))
-        status = recipient_status(history, caller)
-    else:
-        raise AccessDenied("Only the sender and the recipients of a message may see it.")
+    recipients, history, status = visible_status(record, principal.org.code)
     await consulted(services, principal, "message_status", message_ids=(record.message_id,))
     return web.json_response(
         {
@@ -156,40 +152,30 @@ async def message_status(request: web.Request) -> web.Response:
     )
 
 
+def visible_status(
+    record: MessageRecord, caller: str
+) -> tuple[tuple[str, ...], tuple[StatusEvent, ...], MessageStatus]:
+    """The recipients, history and status of a message as ``caller`` may see them: all of
+    it for its sender, only its own share for a recipient (not who else received it), and
+    nothing for anyone else. ``GET /v1/messages/{id}`` and the console's sent pages ask it."""
+    if caller == record.sender:
+        return record.recipients, record.history, overall_status(
+            record.history, record.recipients)
+    if caller in record.recipients:
+        history = tuple(e for e in record.history if e.recipient in (None, caller))
+        return (caller,), history, recipient_status(history, caller)
+    raise AccessDenied("Only the sender and the recipients of a message may see it.")
+
+
 @routes.post("/v1/policy/decide")
 async def decide(request: web.Request) -> web.Response:
-    """The decision the gateway would take, without storing or sending anything.
-
-    A message without ``to`` has its recipients worked out from the gateway's records (the
-    CJIT its history shows managing the person, the sender of the message it answers), so
-    the answer discloses DIP history about that person even though nothing is sent. That
-    read is logged as a consultation (DPA 2018 s.62(1)(b)) before answering, whether the
-    answer is a decision or a refusal: "no one can be found" says something too.
-    """
+    """The decision the gateway would take, without storing or sending anything, with the
+    consultation working out the recipients is (``gateway.http.decide_actions``, which the
+    console's check page calls too)."""
     services = request.app[SERVICES]
     principal = principal_of(request)
     document = await read_json(request)
-    resolving = (
-        isinstance(document, dict)
-        and not document.get("to")
-        and services.schemas.is_valid(document)
-    )
-    try:
-        assessment = await services.submissions.assess(principal, document)
-    except GatewayError as refused:
-        if resolving:
-            await consulted(
-                services, principal, "recipient_resolution",
-                subject=SubjectKeys.of(document["subject"]), type=document["type"],
-                refused=refused.slug,
-            )
-        raise
-    if resolving:
-        await consulted(
-            services, principal, "recipient_resolution",
-            subject=SubjectKeys.of(document["subject"]), type=document["type"],
-            resolved=dict(assessment.resolved_by),
-        )
+    assessment = await assess_and_log(services, principal, document)
     decisions = [decision for _, decision in assessment.decisions]
     return web.json_response(
         {

@@ -79,7 +79,7 @@ async def remove_person_key(request: web.Request) -> web.Response:
 @routes.post("/v1/people/{person_id}/grants")
 async def grant(request: web.Request) -> web.Response:
     """Grant a role ({"role": …, "reason": …}); who may grant which role is in
-    ``gateway.access.GRANTED_THROUGH``."""
+    ``gateway.pipeline.access.GRANTED_THROUGH``."""
     granted = await request.app[SERVICES].administration.grant(
         principal_of(request), request.match_info["person_id"], await read_json(request)
     )

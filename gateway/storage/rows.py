@@ -1,0 +1,114 @@
+"""What every query module shares: JSON text as the gateway stores it, inserts that skip a
+row already there, and hot statements compiled once per dialect.
+
+Queries are SQLAlchemy Core statements over ``gateway.storage.schema``, one set for SQLite
+and PostgreSQL. Most run as plain Core on the transaction's ``Connection``. The few on
+every message's path (accepting it, its outbox rows, its delivery, its audit entry) are
+``HotStatement``s: compiled once per dialect to SQL text and run on the DB-API cursor,
+which bench/storage_core.py measured at 0.94x today's raw sqlite3 against 2.6x for Core
+on the ``Connection`` (+208 us a message, 9% of its end-to-end cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from gateway.domain.model import canonical_json
+
+
+def json_text(value: Any) -> str:
+    """A document as stored: canonical JSON (sorted keys, no spaces, UTF-8), the same text
+    whose SHA-256 is a message's content hash."""
+    return canonical_json(value).decode("utf-8")
+
+
+def insert_ignoring_duplicates(
+    conn: Connection, table: Table, values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+) -> int:
+    """Insert unless a row with the same unique key exists; returns how many went in.
+
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, which SQLite (3.35+) and PostgreSQL
+    both speak:
+    a repeated delivery, dispatch or report is a no-op, never an error, so retried work
+    stays idempotent.
+    """
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    # Counted from RETURNING: psycopg reports no rowcount (-1) for this statement.
+    statement = module.insert(table).on_conflict_do_nothing().returning(
+        *table.primary_key.columns)
+    if isinstance(values, Mapping):
+        return len(conn.execute(statement, values).fetchall())
+    return sum(len(conn.execute(statement, row).fetchall()) for row in values)
+
+
+def claim_lease(conn: Connection, lease: timedelta) -> timedelta | None:
+    """How long a claim on an outbox row or an owed push holds, on this back-end.
+
+    PostgreSQL: ``lease``. Several gateway processes share the database, so a claimed row
+    is kept from the others until it is settled or the lease runs out (its claimer died).
+    SQLite: no lease. One gateway process owns a database file (its write thread), and its
+    relay and dispatcher each drain one batch at a time, so nothing else can claim the row;
+    a lease would only hold back, after a crash, what the restarted process must send now.
+    """
+    return None if conn.dialect.name == "sqlite" else lease
+
+
+Processor = Callable[[Any], Any] | None
+
+
+class HotStatement:
+    """A Core statement compiled once per dialect, run on the DB-API cursor.
+
+    Values pass through each column type's own bind processor (``Timestamp`` to ISO text
+    on SQLite, ``Flag`` to 0/1), so what is stored is exactly what plain Core would store;
+    only SQLAlchemy's per-execution bookkeeping is skipped.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self._statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, conn: Connection) -> _Compiled:
+        dialect = conn.dialect
+        known = self._compiled.get(dialect.name)
+        if known is None:
+            compiled = self._statement.compile(dialect=dialect)
+            if not isinstance(compiled, SQLCompiler):
+                raise TypeError(f"not a SQL statement: {self._statement!r}")
+            binds = compiled.binds
+            # sqlite3 takes "?" in order (qmark); psycopg takes "%(name)s" (pyformat).
+            names = compiled.positiontup if compiled.positional else list(binds)
+            known = _Compiled(str(compiled), bool(compiled.positional), tuple(
+                (name, binds[name].type.bind_processor(dialect)) for name in names or ()))
+            self._compiled[dialect.name] = known
+        return known
+
+    def execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        """Run with ``params`` (by bind name: the column's, for an insert); returns the
+        DB-API cursor."""
+        compiled = self._for(conn)
+        values = [
+            (name, process(params[name]) if process is not None else params[name])
+            for name, process in compiled.order
+        ]
+        cursor = conn.connection.cursor()
+        if compiled.positional:
+            cursor.execute(compiled.sql, tuple(value for _, value in values))
+        else:
+            cursor.execute(compiled.sql, dict(values))
+        return cursor
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    positional: bool
+    order: tuple[tuple[str, Processor], ...]

@@ -1,0 +1,34 @@
+"""The ledger of used token ids (JWT ``jti``, RFC 7519 section 4.1.7) on SQLite and
+PostgreSQL: a token is accepted once, and refused as a replay until it expires."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete
+
+from gateway.storage.base import TokenLedger
+from gateway.storage.engine import Database
+from gateway.storage.rows import insert_ignoring_duplicates
+from gateway.storage.schema import token_uses
+
+
+class TokenStore(TokenLedger):
+    """``TokenLedger`` on a ``gateway.storage.engine.Database``.
+
+    A claim is one insert keyed by (issuer, jti) that skips a row already there, so two
+    gateways racing on one token cannot both win: on PostgreSQL the second waits on the
+    first's row and, once that commits, fails serialization and is run again to find it.
+    Rows are dropped once their token has expired, when a replay is refused anyway.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, issuer: str, token_id: str, expires_at: datetime, now: datetime) -> bool:
+        def write(conn: Connection) -> bool:
+            conn.execute(delete(token_uses).where(token_uses.c.expires_at < now))
+            row = {"issuer": issuer, "jti": token_id, "expires_at": expires_at}
+            return insert_ignoring_duplicates(conn, token_uses, row) == 1
+
+        return await self._db.transaction(write)
