@@ -13,12 +13,25 @@ import structlog
 log = structlog.get_logger(__name__)
 
 
+# How long ``cancel`` waits for a cancelled task before cancelling it again.
+RECANCEL_S = 1.0
+
+
 async def cancel(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a background task and wait until it has stopped."""
-    if task is not None:
+    """Cancel a background task and wait until it has stopped.
+
+    Cancelled again each ``RECANCEL_S`` until it ends: on Python 3.11 a cancellation that
+    meets a completing ``asyncio.wait_for`` (ours or a library's) is swallowed
+    (CPython gh-86296, fixed in 3.12), and a looping task would then run on while its
+    app's shutdown waited for it forever.
+    """
+    if task is None:
+        return
+    while not task.done():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=RECANCEL_S)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 class Periodic:
@@ -86,4 +99,5 @@ class DrainLoop(ABC):
             if handled == 0:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_wait_s)
+                    async with asyncio.timeout(self._idle_wait_s):
+                        await self._wakeup.wait()

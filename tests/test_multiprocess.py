@@ -272,6 +272,7 @@ async def export_and_verify(session: aiohttp.ClientSession, url: str, settings: 
     return int(verified[1]), int(verified[2])
 
 
+@pytest.mark.timeout(1800)
 async def test_three_gateways_survive_a_sigkill_and_a_broker_bounce(
     tmp_path: Path, rabbitmq_url: str  # noqa: F811
 ) -> None:

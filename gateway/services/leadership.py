@@ -183,10 +183,9 @@ class AdvisoryLockLeader(Leadership):
             try:
                 if self._conn is None:
                     self._conn = await self._connect()
-                cursor = await asyncio.wait_for(
-                    self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock_key,)),
-                    self._retry_s,
-                )
+                async with asyncio.timeout(self._retry_s):
+                    cursor = await self._conn.execute(
+                        "SELECT pg_try_advisory_lock(%s)", (self._lock_key,))
                 row = await cursor.fetchone()
             except (psycopg.Error, OSError, TimeoutError) as exc:
                 log.warning("leadership_unavailable", database=self._where,
@@ -203,7 +202,8 @@ class AdvisoryLockLeader(Leadership):
             self._lose("no session")
             return
         try:
-            await asyncio.wait_for(conn.execute("SELECT 1"), self._retry_s)
+            async with asyncio.timeout(self._retry_s):
+                await conn.execute("SELECT 1")
         except (psycopg.Error, OSError, TimeoutError) as exc:
             log.warning("leadership_session_lost", database=self._where,
                         error=type(exc).__name__, detail=str(exc).strip())

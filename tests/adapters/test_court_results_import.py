@@ -12,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from adapters.envelopes import ImportContext
 from tests.adapters.conftest import Gateway, adapter_env, read_report, wait_until
 from tests.adapters.court_lists import FOUND_BY_GATEWAY, court_list
@@ -45,6 +47,7 @@ def recorded(journal: Path) -> int:
         return 0
 
 
+@pytest.mark.timeout(1800)
 def test_ten_thousand_rows_interrupted_by_sigkill_and_resumed_send_nothing_twice(
     gateway: Gateway, tmp_path: Path
 ) -> None:

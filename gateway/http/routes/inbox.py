@@ -151,7 +151,8 @@ async def inbox_stream(
                 if items:
                     continue
                 try:
-                    await asyncio.wait_for(arrived.wait(), KEEPALIVE_S)
+                    async with asyncio.timeout(KEEPALIVE_S):
+                        await arrived.wait()
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
     return response
