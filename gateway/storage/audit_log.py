@@ -39,16 +39,15 @@ from gateway.tlog.canonical import canonicalize
 from gateway.tlog.merkle import leaf_hash
 from gateway.tlog.tilehash import HashReads, StoredHashes, Tile, TileKey
 
-# RETURNING sees the row as updated, on SQLite (3.35+) and PostgreSQL alike. Run as plain
-# Core, not as a HotStatement: this is the statement that meets PostgreSQL's serialization
-# failure, and only an error raised through the Connection reaches PostgresDatabase as a
-# DBAPIError with its SQLSTATE, which is what makes it retry the transaction.
-_TAKE_INDEX = (
+# RETURNING sees the row as updated, on SQLite (3.35+) and PostgreSQL alike. Both are on
+# every audited change's path, so compiled once per dialect (gateway.storage.rows). A
+# serialization failure on PostgreSQL arrives from the cursor as psycopg's own error,
+# which PostgresDatabase retries as it does SQLAlchemy's.
+_TAKE_INDEX = HotStatement(
     update(audit_head)
     .values(size=audit_head.c.size + literal_column("1"))
     .returning(audit_head.c.size - literal_column("1"))
 )
-# On every audited change's path, so compiled once per dialect (gateway.storage.rows).
 _INSERT_ENTRY = HotStatement(insert(audit_entries))
 
 
@@ -65,7 +64,7 @@ class AuditLogStore(AuditRepository):
         transaction commits."""
         conn: Connection = transaction
         note_audit_append(conn)
-        row = conn.execute(_TAKE_INDEX).first()
+        row = _TAKE_INDEX.execute(conn, {}).fetchone()
         if row is None:
             raise RuntimeError(
                 "audit_head has no row: the schema is not at revision 0002 or later, "

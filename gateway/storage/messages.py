@@ -145,10 +145,9 @@ class MessageStore(DeliveryStore, MessageRepository):
         document_text = json_text(envelope.document)
 
         def write(conn: Connection) -> Receipt:
-            # Plain Core, not a HotStatement: on PostgreSQL a concurrent insert of the same
-            # id ends this one with SQLSTATE 40001, which only reaches PostgresDatabase's
-            # retry as a DBAPIError raised through the Connection; the retry then finds
-            # the stored row and answers as a replay.
+            # On PostgreSQL a concurrent insert of the same id ends this one with SQLSTATE
+            # 40001, which PostgresDatabase retries; the retry then finds the stored row
+            # and answers as a replay.
             stored = insert_ignoring_duplicates(conn, messages, {
                 "message_id": envelope.message_id,
                 "type": envelope.type.value,
