@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, bindparam, delete
 
 from gateway.storage.base import TokenLedger
 from gateway.storage.engine import Database
-from gateway.storage.rows import insert_ignoring_duplicates
+from gateway.storage.rows import HotStatement, insert_ignoring_duplicates
 from gateway.storage.schema import token_uses
+
+# Run with every claim, so once per request: compiled once per dialect.
+_EXPIRED = HotStatement(delete(token_uses).where(token_uses.c.expires_at < bindparam("now")))
 
 
 class TokenStore(TokenLedger):
@@ -27,7 +30,7 @@ class TokenStore(TokenLedger):
 
     async def claim(self, issuer: str, token_id: str, expires_at: datetime, now: datetime) -> bool:
         def write(conn: Connection) -> bool:
-            conn.execute(delete(token_uses).where(token_uses.c.expires_at < now))
+            _EXPIRED.execute(conn, {"now": now})
             row = {"issuer": issuer, "jti": token_id, "expires_at": expires_at}
             return insert_ignoring_duplicates(conn, token_uses, row) == 1
 
