@@ -6,12 +6,13 @@ slows both alike. The figure compared is the first number after ``--figure`` (a 
 expression) in each run's output; the bench's own output is printed too.
 
 Issue 13 asks the court-results import and the broker-vs-gateway bench on SQLite to be no
-slower than the code before the storage moved to SQLAlchemy Core (within 10%):
+slower than the code before the storage moved to SQLAlchemy Core (within 10%). That code
+is 0516242, the last revision that landed before it (stop 17):
 
-    .venv/bin/python bench/against_revision.py 1d91f70 --rounds 3 \\
+    .venv/bin/python bench/against_revision.py 0516242 --rounds 3 \\
         --figure '\\(a\\) adapter.*?: ([\\d,.]+) rows/s' \\
         -- bench/court_results_import.py --rows 10000
-    .venv/bin/python bench/against_revision.py 1d91f70 --rounds 3 \\
+    .venv/bin/python bench/against_revision.py 0516242 --rounds 3 \\
         --figure 'gateway +\\d+ +([\\d,.]+)' -- bench/broker_vs_gateway.py --messages 2000
 
 The earlier revision is checked out with ``git worktree`` into a temporary folder (removed

@@ -66,15 +66,6 @@ async def submit_refused(
     return problem
 
 
-async def wait_for_inbox(client: GatewayClient, message_id: str) -> list[Any]:
-    for _ in range(200):
-        found = [m for m in await client.inbox(500) if m["message_id"] == message_id]
-        if found:
-            return found
-        await asyncio.sleep(0.02)
-    return []
-
-
 async def wait_for_delivered(sender: GatewayClient, message_id: str, recipients: list[str]) -> None:
     for _ in range(200):
         status = await sender.status(message_id)

@@ -26,6 +26,7 @@ from gateway.domain.model import ChannelSettings, DeliveryChannel, Role
 from tests.backends import make_settings, query
 from tests.conftest import EXAMPLES, credentials, load, person_credentials
 from tests.smtp_support import SmtpServer
+from tests.test_messages_end_to_end import wait_for_inbox
 
 pytest_plugins = ["tests.smtp_support"]
 
@@ -231,8 +232,9 @@ async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
     assert redactions[push_recipient]  # the example is chosen for its redactions
     for pointer in redactions[push_recipient]:
         assert _absent(pushed_envelope, pointer)
-    pulled = await as_org(gateway, settings, pull_recipient).inbox()
-    assert [m["message_id"] for m in pulled] == [ALERT["message_id"]]
+    puller = as_org(gateway, settings, pull_recipient)
+    assert await wait_for_inbox(puller, ALERT["message_id"])
+    assert [m["message_id"] for m in await puller.inbox()] == [ALERT["message_id"]]
 
 
 def _absent(document: dict[str, Any], pointer: str) -> bool:

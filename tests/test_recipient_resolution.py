@@ -189,7 +189,7 @@ async def test_omitted_to_is_resolved_recorded_and_delivered(agency: AgencyFacto
     assert "initial assessment" in recipient["resolved_by"]
     again = await agency(document["from"]).send(copy.deepcopy(document))
     assert again.body == answer.body
-    items = await agency("CJIT-NFK").inbox()
+    items = await wait_for_inbox(agency("CJIT-NFK"), document["message_id"])
     assert items[0]["envelope"]["to"] == ["CJIT-NFK"]
 
 
