@@ -45,8 +45,14 @@ from tests.processes import free_port  # noqa: E402
 COURT = "CRT-IPS-MC"
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def gateway(data_dir: Path) -> Iterator[str]:
+def gateway(data_dir: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {**os.environ, "DIPGW_DATA_DIR": str(data_dir), "DIPGW_PORT": str(port)}
     env.pop("DIPGW_AMQP_URL", None)
@@ -61,18 +67,21 @@ def gateway(data_dir: Path) -> Iterator[str]:
                     break
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)
-        yield url
+        yield url, process.pid
     finally:
         process.kill()
         process.wait()
 
 
-def adapter_run(rows: int, text: str, work: Path, args: argparse.Namespace) -> float:
+def adapter_run(rows: int, text: str, work: Path,
+                args: argparse.Namespace) -> tuple[float, float]:
+    """Rows/s, and the gateway's CPU per row in microseconds while the adapter ran."""
     data_dir = work / "adapter-gateway"
     listing = work / "results.csv"
     listing.write_text(text, encoding="utf-8")
-    with gateway(data_dir) as url:
+    with gateway(data_dir) as (url, pid):
         key = dev_key_path(Settings(data_dir=data_dir).dev_keys_dir, COURT)
+        cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         done = subprocess.run(  # noqa: S603 - the adapter this repository ships
             [sys.executable, "-m", "adapters.court_results", str(listing), "--org", COURT,
@@ -81,9 +90,10 @@ def adapter_run(rows: int, text: str, work: Path, args: argparse.Namespace) -> f
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
         )
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(pid) - cpu_before
     if done.returncode != 0:
         raise SystemExit(f"the adapter failed ({done.returncode}):\n{done.stderr}")
-    return rows / elapsed
+    return rows / elapsed, cpu / rows * 1e6
 
 
 async def one_by_one(url: str, credentials: Credentials, text: str, clients: int) -> float:
@@ -103,7 +113,7 @@ async def one_by_one(url: str, credentials: Credentials, text: str, clients: int
 
 def baseline_run(text: str, work: Path, clients: int) -> float:
     data_dir = work / "baseline-gateway"
-    with gateway(data_dir) as url:
+    with gateway(data_dir) as (url, _):
         credentials = Credentials(
             COURT, keys.read_private(dev_key_path(Settings(data_dir=data_dir).dev_keys_dir,
                                                   COURT)))
@@ -122,11 +132,12 @@ def main() -> None:
     args = parser.parse_args()
     text = court_list(args.rows, invalid_every=0).text
     with tempfile.TemporaryDirectory(prefix="dipgw-bench-") as work:
-        adapter = adapter_run(args.rows, text, Path(work), args)
+        adapter, cpu_per_row = adapter_run(args.rows, text, Path(work), args)
         baseline = baseline_run(text, Path(work), args.clients)
     print(f"rows: {args.rows:,} on {os.cpu_count()} CPUs")
     print(f"(a) adapter, POST /v1/messages/batch (batch {args.batch_size}, "
-          f"{args.concurrency} in flight), end to end: {adapter:,.0f} rows/s")
+          f"{args.concurrency} in flight), end to end: {adapter:,.0f} rows/s; "
+          f"gateway CPU {cpu_per_row:,.0f} us/row")
     print(f"(b) one by one, POST /v1/messages ({args.clients} in flight): "
           f"{baseline:,.0f} rows/s")
     print(f"ratio (a)/(b): {adapter / baseline:.2f}")

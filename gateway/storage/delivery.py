@@ -102,6 +102,15 @@ _INBOX_INSERT = {
     "postgresql": HotStatement(postgresql.insert(_inbox).values(_INBOX_VALUES)
                                .on_conflict_do_nothing().returning(_inbox.c.seq)),
 }
+# Read for every delivery, so a HotStatement (see gateway.storage.rows).
+_PERMITTED_SHARE = HotStatement(
+    select(_messages.c.type, _messages.c.subject_pnc, _messages.c.subject_name_dob,
+           _deliveries.c.decision_json)
+    .select_from(_deliveries.join(_messages, _messages.c.message_id == _deliveries.c.message_id))
+    .where(_deliveries.c.message_id == bindparam("message_id"),
+           _deliveries.c.recipient == bindparam("recipient"),
+           _deliveries.c.permitted == true())
+)
 _STATUS_INSERT = HotStatement(insert(_status).values({
     name: bindparam(name) for name in ("message_id", "recipient", "status", "at", "detail")
 }))
@@ -352,17 +361,11 @@ def permitted_share(
 
     Fails closed with ``NotFound``: nothing reaches an inbox without a permitting decision.
     """
-    row = conn.execute(
-        select(_messages.c.type, _messages.c.subject_pnc, _messages.c.subject_name_dob,
-               _deliveries.c.decision_json)
-        .select_from(_deliveries.join(_messages,
-                                      _messages.c.message_id == _deliveries.c.message_id))
-        .where(_deliveries.c.message_id == message_id, _deliveries.c.recipient == recipient,
-               _deliveries.c.permitted == true())
-    ).first()
-    if row is None:
+    found = _PERMITTED_SHARE.rows(conn, {"message_id": message_id, "recipient": recipient})
+    if not found:
         raise NotFound(f"no permitted delivery of {message_id} to {recipient}")
-    return row[0], row[1], row[2], row[3]
+    message_type, pnc, name_dob, decision = found[0]
+    return message_type, pnc, name_dob, decision
 
 
 def deliver(

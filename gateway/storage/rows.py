@@ -82,6 +82,7 @@ def claim_lease(conn: Connection, lease: timedelta) -> timedelta | None:
 
 
 Processor = Callable[[Any], Any] | None
+_REQUIRED = object()
 
 
 class HotStatement:
@@ -106,8 +107,16 @@ class HotStatement:
             binds = compiled.binds
             # sqlite3 takes "?" in order (qmark); psycopg takes "%(name)s" (pyformat).
             names = compiled.positiontup if compiled.positional else list(binds)
-            known = _Compiled(str(compiled), bool(compiled.positional), tuple(
-                (name, binds[name].type.bind_processor(dialect)) for name in names or ()))
+            # A SELECT's (or RETURNING's) columns convert as Core would convert them:
+            # the type as this dialect implements it (``Timestamp`` as text on SQLite).
+            returned = getattr(self._statement, "selected_columns", ())
+            known = _Compiled(
+                str(compiled), bool(compiled.positional),
+                tuple((name, binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+                       _REQUIRED if binds[name].required else binds[name].effective_value)
+                      for name in names or ()),
+                tuple(column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in returned))
             self._compiled[dialect.name] = known
         return known
 
@@ -115,10 +124,12 @@ class HotStatement:
         """Run with ``params`` (by bind name: the column's, for an insert); returns the
         DB-API cursor."""
         compiled = self._for(conn)
-        values = [
-            (name, process(params[name]) if process is not None else params[name])
-            for name, process in compiled.order
-        ]
+        values = []
+        for name, process, fixed in compiled.order:
+            # A value written into the statement (a literal in a comparison) is a bind
+            # parameter too, with its value given; the caller names only the others.
+            value = params[name] if fixed is _REQUIRED else params.get(name, fixed)
+            values.append((name, process(value) if process is not None else value))
         cursor = conn.connection.cursor()
         if compiled.positional:
             cursor.execute(compiled.sql, tuple(value for _, value in values))
@@ -126,9 +137,23 @@ class HotStatement:
             cursor.execute(compiled.sql, dict(values))
         return cursor
 
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a SELECT with ``params`` (by bind name); every row, each value converted by
+        its column's type as Core's ``Result`` would (``Timestamp`` text to a datetime)."""
+        compiled = self._for(conn)
+        found = self.execute(conn, params).fetchall()
+        if not any(compiled.results):
+            return [tuple(row) for row in found]
+        return [
+            tuple(value if convert is None else convert(value)
+                  for convert, value in zip(compiled.results, row, strict=True))
+            for row in found
+        ]
+
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
     positional: bool
-    order: tuple[tuple[str, Processor], ...]
+    order: tuple[tuple[str, Processor, Any], ...]
+    results: tuple[Processor, ...]

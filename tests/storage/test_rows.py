@@ -1,12 +1,12 @@
 """The shared query helpers behave the same on SQLite and PostgreSQL: a hot statement
-stores exactly what plain Core stores, and an insert of a row already there is skipped
-and counted as such."""
+stores exactly what plain Core stores and reads back what Core reads, and an insert of a
+row already there is skipped and counted as such."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, case, insert, literal, select
 
 from gateway.storage import schema
 from gateway.storage.engine import Database
@@ -27,6 +27,27 @@ async def test_a_hot_statement_stores_what_core_stores(database: Database) -> No
     (core, core_at), (hot, hot_at) = await database.transaction(write)
     assert (core, hot) == ("core", "hot")
     assert core_at == hot_at
+
+
+async def test_a_hot_query_reads_what_core_reads(database: Database) -> None:
+    """Values converted by their column types (``Timestamp`` text to an aware datetime on
+    SQLite), a literal written into the statement filled in, NULL left NULL."""
+    tokens = schema.token_uses
+    query = (
+        select(tokens.c.jti, tokens.c.expires_at,
+               case((tokens.c.issuer == literal("POL-SFK"), tokens.c.issuer)).label("mine"))
+        .where(tokens.c.expires_at >= bindparam("since", type_=tokens.c.expires_at.type))
+        .order_by(tokens.c.jti)
+    )
+
+    def read(conn: Connection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        for issuer, jti in (("POL-SFK", "a"), ("CJIT-NFK", "b")):
+            HOT.execute(conn, {"issuer": issuer, "jti": jti, "expires_at": AT})
+        core = [tuple(row) for row in conn.execute(query, {"since": AT})]
+        return HotStatement(query).rows(conn, {"since": AT}), core
+
+    hot, core = await database.transaction(read)
+    assert hot == core == [("a", AT, "POL-SFK"), ("b", AT, None)]
 
 
 async def test_a_duplicate_is_skipped_and_counted(database: Database) -> None:
