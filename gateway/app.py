@@ -239,6 +239,9 @@ def create_app(
             await chosen_transport.start(
                 writer, DeadLetterRecorder(message_store, audit_log, notifier, metrics, clock)
             )
+            # New organisations get their queues, and changed delivery channels their
+            # consumers, whichever process changed the directory.
+            directory_.follow(chosen_transport.follow_directory)
             relay.start()
             dispatcher.start()
             if db.dialect == "postgresql" and settings.database_url is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 import aio_pika
@@ -31,13 +31,14 @@ def broker_settings(data_dir: Path, url: str, prefix: str, **overrides: object) 
     return make_settings(**values)  # type: ignore[arg-type]
 
 
-async def delete_topology(url: str, prefix: str) -> None:
-    """Remove a test's queues and exchanges so the shared broker stays clean."""
+async def delete_topology(url: str, prefix: str, added: Iterable[str] = ()) -> None:
+    """Remove a test's queues (the demo organisations' and those of ``added`` codes) and
+    exchanges so the shared broker stays clean."""
     topology = Topology(prefix=prefix)
     connection = await aio_pika.connect(url)
     async with connection:
-        for org in DEMO_ORGANISATIONS:
-            for name in (topology.queue(org.code), topology.dead_letter_queue(org.code)):
+        for code in (*(org.code for org in DEMO_ORGANISATIONS), *added):
+            for name in (topology.queue(code), topology.dead_letter_queue(code)):
                 channel = await connection.channel()
                 # A queue that was never declared closes the channel; that is fine.
                 with contextlib.suppress(Exception):

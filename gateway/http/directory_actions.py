@@ -30,15 +30,13 @@ async def choose_delivery(
     services: Services, principal: Principal, code: str, body: Any
 ) -> Organisation:
     """Choose how messages reach an organisation (pull, amqp, webhook or mesh), audited;
-    the transport follows the new choice at once."""
+    the transport follows the new choice at once (``Directory.follow``)."""
     services.administration.organisation(code)
     access.authorise(principal, access.Action.CHOOSE_DELIVERY, code)
     channel = parse_channel(body, production=services.settings.is_production)
-    org = await services.directory.set_channel(
+    return await services.directory.set_channel(
         code, channel, principal.actor, services.clock(), services.audit,
     )
-    await services.transport.follow_directory()
-    return org
 
 
 async def find_import(
@@ -66,6 +64,4 @@ async def approve_import(
 ) -> DirectoryImport:
     """A second operator person applies a proposed import, as it was previewed; the
     transport then follows the directory (new organisations get their queues)."""
-    applied = await services.administration.approve_import(principal, import_id)
-    await services.transport.follow_directory()
-    return applied
+    return await services.administration.approve_import(principal, import_id)

@@ -8,11 +8,13 @@ request); writes go through the repository and refresh the snapshot.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+import structlog
 
 from gateway import keys
 from gateway.domain.model import (
@@ -139,6 +141,8 @@ _DEMO_NAMES = (
 )
 BOOTSTRAP = "bootstrap"
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class KeyHolder:
@@ -151,10 +155,12 @@ class KeyHolder:
 
 
 class Directory:
-    """In-memory view of the directory, refreshed from the repository after each change."""
+    """In-memory view of the directory, refreshed from the repository after each change
+    (this process's own) and periodically or when notified (another process's)."""
 
     def __init__(self, repository: DirectoryRepository) -> None:
         self._repository = repository
+        self._followers: list[Callable[[], Awaitable[None]]] = []
         self._by_code: Mapping[str, Organisation] = {}
         self._by_key_id: Mapping[str, KeyHolder] = {}
         self._people: Mapping[str, Person] = {}
@@ -190,6 +196,18 @@ class Directory:
         self._people = {person.id: person for person in people}
         self._grants = {grant.id: grant for grant in grants}
         self._roles = {person_id: frozenset(held) for person_id, held in roles.items()}
+        for follower in self._followers:
+            try:
+                await follower()
+            except Exception:
+                # The view is current; the follower catches up at the next refresh (the
+                # periodic one at the latest), and the change that made this one stands.
+                log.exception("directory_follower_failed")
+
+    def follow(self, follower: Callable[[], Awaitable[None]]) -> None:
+        """Call ``follower`` after every refresh: what acts on the directory outside this
+        view (the transport's queues and consumers) follows changes made by any process."""
+        self._followers.append(follower)
 
     def key(self, key_id: str) -> KeyHolder | None:
         """Whose signing key this is, by its key id (RFC 7638 thumbprint)."""

@@ -5,8 +5,10 @@ is published ``mandatory`` and counts as confirmed only on a ``Basic.Ack``. A ba
 published concurrently, so many confirms are in flight at once.
 
 Consuming: one channel with a bounded prefetch consumes the queue of every organisation
-not on the AMQP channel (those consume their own; ``follow_directory`` starts or cancels
-consumers when a channel changes) and acks only after the inbox commit. A failed
+not on the AMQP channel (those consume their own) and acks only after the inbox commit.
+``follow_directory``, called after every directory refresh, declares the queues of
+organisations added since (by this process or another on the same database) and starts or
+cancels consumers when a delivery channel changed. A failed
 delivery is nacked and requeued; the quorum queue counts it and dead-letters it after
 ``x-delivery-limit``. The dead-letter queues are consumed too, so a dead-lettered message
 is recorded and its sender told.
@@ -88,7 +90,10 @@ class RabbitMqTransport:
         self._publish_channel: AbstractRobustChannel | None = None
         self._consume_channel: AbstractRobustChannel | None = None
         self._exchange: AbstractRobustExchange | None = None
+        self._dead_letter_exchange: AbstractRobustExchange | None = None
         self._queues: dict[str, Any] = {}
+        # One follow at a time: two overlapping ones could both start the same consumer.
+        self._following = asyncio.Lock()
         self._consumers: dict[str, str] = {}
         self._connected = False
         self._closing = False
@@ -152,35 +157,55 @@ class RabbitMqTransport:
         )
         consume_channel: Any = await connection.channel()
         await consume_channel.set_qos(prefetch_count=self._prefetch)
-        for org in self._organisations():
-            queue = await consume_channel.declare_queue(
-                self._topology.queue(org.code),
-                durable=True,
-                arguments=self._topology.queue_arguments(),
-            )
-            for key in self._topology.bindings(org):
-                await queue.bind(exchange.name, key)
-            dead_letters = await consume_channel.declare_queue(
-                self._topology.dead_letter_queue(org.code),
-                durable=True,
-                arguments=self._topology.dead_letter_queue_arguments(),
-            )
-            await dead_letters.bind(dead_letter_exchange.name, f"{org.code}.#")
-            self._queues[org.code] = queue
-            await self._follow(org)
-            await dead_letters.consume(self._on_dead_lettered)
-        self._connection = connection
-        self._publish_channel = publish_channel
         self._consume_channel = consume_channel
         self._exchange = exchange
+        self._dead_letter_exchange = dead_letter_exchange
+        async with self._following:
+            # What an earlier, failed set-up declared belongs to its closed connection.
+            self._queues.clear()
+            self._consumers.clear()
+            for org in self._organisations():
+                await self._follow(org)
+        self._connection = connection
+        self._publish_channel = publish_channel
         self._connected = True
         log.info("amqp_ready", exchange=exchange.name)
 
+    async def _declare(self, org: Organisation) -> Any:
+        """The organisation's queue, bound to what its kind receives, and its dead-letter
+        queue, consumed. Declared on the robust channel, which declares them again after
+        a reconnection."""
+        channel, exchange, dead_letter_exchange = (
+            self._consume_channel, self._exchange, self._dead_letter_exchange)
+        if channel is None or exchange is None or dead_letter_exchange is None:
+            raise TransportUnavailable("the broker is not connected")
+        queue = await channel.declare_queue(
+            self._topology.queue(org.code),
+            durable=True,
+            arguments=self._topology.queue_arguments(),
+        )
+        for key in self._topology.bindings(org):
+            await queue.bind(exchange.name, key)
+        dead_letters = await channel.declare_queue(
+            self._topology.dead_letter_queue(org.code),
+            durable=True,
+            arguments=self._topology.dead_letter_queue_arguments(),
+        )
+        await dead_letters.bind(dead_letter_exchange.name, f"{org.code}.#")
+        await dead_letters.consume(self._on_dead_lettered)
+        if self._connected:
+            log.info("amqp_queue_declared", org=org.code, queue=queue.name)
+        self._queues[org.code] = queue
+        return queue
+
     async def _follow(self, org: Organisation) -> None:
-        """Consume the organisation's queue unless it consumes it itself (AMQP channel)."""
+        """Declare the organisation's queues if this process has not yet, then consume its
+        queue unless it consumes it itself (AMQP channel)."""
         queue = self._queues.get(org.code)
+        if queue is None:
+            queue = await self._declare(org)
         wanted = org.delivery.channel is not DeliveryChannel.AMQP
-        if queue is None or wanted == (org.code in self._consumers):
+        if wanted == (org.code in self._consumers):
             return
         if wanted:
             self._consumers[org.code] = await queue.consume(self._on_message)
@@ -189,11 +214,13 @@ class RabbitMqTransport:
             await queue.cancel(self._consumers.pop(org.code))
 
     async def follow_directory(self) -> None:
-        """Start or stop consuming queues after delivery channels changed in the directory."""
+        """Declare new organisations' queues and start or stop consuming queues after
+        delivery channels changed in the directory (by any process on the database)."""
         if not self._connected:
             return  # set-up reads the directory when the connection comes
-        for org in self._organisations():
-            await self._follow(org)
+        async with self._following:
+            for org in self._organisations():
+                await self._follow(org)
 
     def consumes(self, org_code: str) -> bool:
         """Whether the gateway consumes this organisation's queue (it is not on AMQP)."""
