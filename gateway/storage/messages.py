@@ -92,6 +92,20 @@ def _columns(*names: str) -> dict[str, Any]:
     return {name: bindparam(name) for name in names}
 
 
+# Claimed by the relay for every batch it publishes: a HotStatement.
+_DUE_OUTBOX = HotStatement(
+    select(outbox.c.id, outbox.c.message_id, outbox.c.recipient, messages.c.type,
+           deliveries.c.payload_json, outbox.c.attempts)
+    .join(deliveries, and_(deliveries.c.message_id == outbox.c.message_id,
+                           deliveries.c.recipient == outbox.c.recipient))
+    .join(messages, messages.c.message_id == outbox.c.message_id)
+    .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= bindparam("now"),
+           or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= bindparam("now")))
+    .order_by(outbox.c.id).limit(bindparam("limit", type_=Integer))
+    # PostgreSQL: rows another process is claiming right now are passed over, not waited
+    # for. SQLite has no row locks and compiles this to nothing.
+    .with_for_update(of=outbox, skip_locked=True)
+)
 _SET_AUDIT_INDEX = HotStatement(
     update(messages).where(messages.c.message_id == bindparam("stored_id"))
     .values(audit_index=bindparam("audit_index"))
@@ -264,23 +278,11 @@ class MessageStore(DeliveryStore, MessageRepository):
         ``OUTBOX_LEASE``: no other process is given them meanwhile, unless they are
         published, deferred (either ends the lease) or the lease runs out."""
         def claim(conn: Connection) -> list[OutboxItem]:
-            rows = conn.execute(
-                select(outbox.c.id, outbox.c.message_id, outbox.c.recipient, messages.c.type,
-                       deliveries.c.payload_json, outbox.c.attempts)
-                .join(deliveries, and_(deliveries.c.message_id == outbox.c.message_id,
-                                       deliveries.c.recipient == outbox.c.recipient))
-                .join(messages, messages.c.message_id == outbox.c.message_id)
-                .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at <= now,
-                       or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now))
-                .order_by(outbox.c.id).limit(limit)
-                # PostgreSQL: rows another process is claiming right now are passed over,
-                # not waited for. SQLite has no row locks and compiles this to nothing.
-                .with_for_update(of=outbox, skip_locked=True)
-            ).all()
+            rows = _DUE_OUTBOX.rows(conn, {"now": now, "limit": limit})
             lease = claim_lease(conn, OUTBOX_LEASE)
             if rows and lease is not None:
                 conn.execute(
-                    update(outbox).where(outbox.c.id.in_([row.id for row in rows]))
+                    update(outbox).where(outbox.c.id.in_([row[0] for row in rows]))
                     .values(lease_until=now + lease, leased_by=self._owner)
                 )
             return [
@@ -318,12 +320,8 @@ class MessageStore(DeliveryStore, MessageRepository):
 
     async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
         def read(conn: Connection) -> list[InboxItem]:
-            rows = conn.execute(
-                _inbox_select()
-                .where(inbox.c.recipient == recipient, inbox.c.acknowledged_at.is_(None),
-                       inbox.c.closed_at.is_(None), inbox.c.seq > after_seq)
-                .order_by(inbox.c.seq).limit(limit)
-            ).all()
+            rows = _OPEN_INBOX.rows(
+                conn, {"recipient": recipient, "after_seq": after_seq, "limit": limit})
             return [_inbox_item(row) for row in rows]
 
         return await self._db.transaction(read)
@@ -508,6 +506,15 @@ def _inbox_select() -> Select[Any]:
                                deliveries.c.recipient == inbox.c.recipient))
         .join(messages, messages.c.message_id == inbox.c.message_id)
     )
+
+
+# Read for every poll and every batch of a live stream: a HotStatement.
+_OPEN_INBOX = HotStatement(
+    _inbox_select()
+    .where(inbox.c.recipient == bindparam("recipient"), inbox.c.acknowledged_at.is_(None),
+           inbox.c.closed_at.is_(None), inbox.c.seq > bindparam("after_seq"))
+    .order_by(inbox.c.seq).limit(bindparam("limit", type_=Integer))
+)
 
 
 def _inbox_item(row: Any) -> InboxItem:
