@@ -19,7 +19,7 @@ an organisation code, a PNC ID or a name.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -160,6 +160,9 @@ class Metrics:
     commit_batch_size: Histogram
     leader: Gauge
     store: StoreCollector
+    # Each label set's child, looked up once: ``labels()`` takes a lock and builds a key
+    # on every call, which on every message cost more than the increment itself.
+    _children: dict[tuple[object, ...], Counter] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -224,8 +227,21 @@ class Metrics:
         self.commit_seconds.observe(seconds)
         self.commit_batch_size.observe(batch_size)
 
+    def count_accepted(self, message_type: str) -> None:
+        self._child(self.accepted, message_type).inc()
+
+    def count_refused(self, message_type: str, reason: str) -> None:
+        self._child(self.refused, message_type, reason).inc()
+
     def delivered(self, channel: str) -> None:
-        self.deliveries.labels(channel=channel).inc()
+        self._child(self.deliveries, channel).inc()
+
+    def _child(self, counter: Counter, *values: str) -> Counter:
+        key = (id(counter), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*values)
+        return child
 
     def holds(self, role: str, held: bool) -> None:
         """Whether this process now runs the role's job (see ``LEADER_ROLES``)."""

@@ -131,12 +131,11 @@ class SubmissionService:
         try:
             assessment = await self.assess(principal, document)
         except GatewayError as error:
-            self._metrics.refused.labels(
-                type=message_type_label(
-                    document.get("type") if isinstance(document, Mapping) else None
-                ),
-                reason=error.slug,
-            ).inc()
+            self._metrics.count_refused(
+                message_type_label(document.get("type") if isinstance(document, Mapping)
+                                   else None),
+                error.slug,
+            )
             raise
         envelope = assessment.envelope
         deliveries = tuple(
@@ -163,9 +162,9 @@ class SubmissionService:
             breaches(envelope.document, self._directory.by_code())))
         permitted = any(decision.permitted for _, decision in receipt.decisions)
         if not receipt.replayed and permitted:
-            self._metrics.accepted.labels(type=envelope.type.value).inc()
+            self._metrics.count_accepted(envelope.type.value)
         elif not receipt.replayed:
-            self._metrics.refused.labels(type=envelope.type.value, reason=PolicyRefused.slug).inc()
+            self._metrics.count_refused(envelope.type.value, PolicyRefused.slug)
         if permitted:
             self._on_accepted()
         else:

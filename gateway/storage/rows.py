@@ -130,7 +130,8 @@ class HotStatement:
             # parameter too, with its value given; the caller names only the others.
             value = params[name] if fixed is _REQUIRED else params.get(name, fixed)
             values.append((name, process(value) if process is not None else value))
-        cursor = conn.connection.cursor()
+        # The driver's own cursor, not the pool proxy's wrapper around it.
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         if compiled.positional:
             cursor.execute(compiled.sql, tuple(value for _, value in values))
         else:
