@@ -341,9 +341,6 @@ class PostgresDatabase:
             self._url,
             pool_size=self._pool_size,
             max_overflow=0,
-            # A connection the server dropped (restart, failover) is replaced on checkout
-            # rather than failing the next transaction.
-            pool_pre_ping=True,
             isolation_level="SERIALIZABLE",
             connect_args={"connect_timeout": self._connect_timeout_s},
         )
@@ -382,34 +379,69 @@ class PostgresDatabase:
         body = getattr(fn, "__code__", None)
         attempt = 1
         while True:
+            committing = dropped = False
             try:
                 with engine.connect() as connection:
-                    transaction = connection.begin()
-                    connection.info.pop(_APPENDED_AUDIT, None)
                     try:
-                        if attempt > 1 or body in self._audited_bodies:
-                            connection.execute(_HOLD_AUDIT_HEAD)
-                        result = fn(connection)
-                    except BaseException:
-                        transaction.rollback()
+                        transaction = connection.begin()
+                        connection.info.pop(_APPENDED_AUDIT, None)
+                        try:
+                            if attempt > 1 or body in self._audited_bodies:
+                                connection.execute(_HOLD_AUDIT_HEAD)
+                            result = fn(connection)
+                        except BaseException:
+                            transaction.rollback()
+                            raise
+                        if connection.info.pop(_APPENDED_AUDIT, False) and body is not None:
+                            self._audited_bodies.add(body)
+                        started = time.perf_counter()
+                        committing = True
+                        transaction.commit()
+                        self._on_commit(time.perf_counter() - started, 1)
+                        return result
+                    except psycopg.OperationalError:
+                        # A HotStatement's error comes from psycopg itself, so SQLAlchemy
+                        # has not seen that the connection died: drop it from the pool.
+                        raw = connection.connection.dbapi_connection
+                        if isinstance(raw, psycopg.Connection) and raw.broken:
+                            connection.invalidate()
+                            dropped = True
                         raise
-                    if connection.info.pop(_APPENDED_AUDIT, False) and body is not None:
-                        self._audited_bodies.add(body)
-                    started = time.perf_counter()
-                    transaction.commit()
-                    self._on_commit(time.perf_counter() - started, 1)
-                    return result
             except (DBAPIError, psycopg.Error) as exc:
-                # A HotStatement runs on the DB-API cursor, so its failures arrive as
-                # psycopg's own errors rather than wrapped by SQLAlchemy.
-                sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
-                if sqlstate not in RETRYABLE_SQLSTATES or attempt >= self._max_attempts:
+                if (not _worth_retrying(exc, committing=committing, dropped=dropped)
+                        or attempt >= self._max_attempts):
                     raise
             # Exponential back-off with full jitter, capped, so that transactions which
             # collided spread out instead of colliding again in step.
             delay = min(_MAX_BACKOFF_S, _BASE_BACKOFF_S * 2**attempt)
             time.sleep(random.uniform(0, delay))  # noqa: S311 (timing jitter, not a secret)
             attempt += 1
+
+
+def _worth_retrying(
+    error: DBAPIError | psycopg.Error, *, committing: bool, dropped: bool
+) -> bool:
+    """Whether a failed transaction is run again on a fresh one.
+
+    PostgreSQL asks for it after a serialization failure or deadlock. A pooled connection
+    the server dropped (a restart, a failover, an idle timeout) is found by using it: a
+    transaction that lost its connection before its COMMIT was sent committed nothing and
+    is run again on a new connection, so no round trip is spent checking each connection
+    out (``pool_pre_ping``, which cost one of the two or three round trips of most
+    transactions). One that lost it during the COMMIT may have committed: that error
+    goes to the caller, as any error would. ``dropped``: psycopg reported the
+    connection broken under a HotStatement, and it was taken out of the pool.
+    """
+    # A HotStatement runs on the DB-API cursor, so its failures arrive as psycopg's own
+    # errors rather than wrapped by SQLAlchemy.
+    cause = getattr(error, "orig", error)
+    if getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    if committing:
+        return False
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated
+    return dropped
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """The two transaction runners behind one interface: SQLite's group commit (one failing
 function rolls back only itself; a result is returned only once committed) and
-PostgreSQL's transaction per function with bounded retries of serialization failures."""
+PostgreSQL's transaction per function with bounded retries of serialization failures and
+of pooled connections the server dropped."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy import Connection, event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gateway.pipeline.audit import AuditAction, AuditEvent, Pseudonymiser
@@ -27,6 +29,7 @@ from gateway.storage.engine import (
     database_url,
     open_database,
 )
+from gateway.storage.rows import HotStatement
 
 AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 RAISE_40001 = "DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$"
@@ -161,6 +164,39 @@ async def test_postgresql_runs_a_function_again_after_a_serialization_failure(
 
 
 @pytest.mark.services
+async def test_postgresql_replaces_pooled_connections_the_server_dropped(
+    postgres_db: PostgresDatabase, postgres_url: str,
+) -> None:
+    """No round trip checks a connection at checkout: a transaction that finds its pooled
+    connection dead (the server restarted or failed over) runs again on a new one, for
+    plain Core and for a HotStatement (whose error comes from psycopg unwrapped)."""
+    def backend_after_a_pause(conn: Connection) -> int:
+        conn.execute(text("SELECT pg_sleep(0.2)"))
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    pooled = set(await asyncio.gather(
+        *(postgres_db.transaction(backend_after_a_pause) for _ in range(6))))
+    assert len(pooled) > 1
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        for pid in pooled:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    hot = HotStatement(insert(schema.token_uses))
+
+    def claim(jti: str) -> Callable[[Connection], int]:
+        def write(conn: Connection) -> int:
+            hot.execute(conn, {"issuer": "POL-SFK", "jti": jti, "expires_at": AT})
+            return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        return write
+
+    used = {await postgres_db.transaction(claim(f"after-{i}")) for i in range(6)}
+    used |= {await postgres_db.transaction(backend_after_a_pause) for _ in range(6)}
+    assert not used & pooled
+    stored = await postgres_db.transaction(
+        lambda conn: conn.execute(select(func.count()).select_from(schema.token_uses))
+        .scalar_one())
+    assert stored == 6
+
+
 async def test_postgresql_gives_up_after_a_bounded_number_of_attempts(
     postgres_url: str,
 ) -> None:
