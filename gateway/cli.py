@@ -455,6 +455,41 @@ async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> i
     return 0
 
 
+async def _oversight_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the programme's oversight body straight into this installation's database."""
+    from gateway.domain.model import Contact, Organisation, OrgKind
+    from gateway.pipeline.audit import Pseudonymiser
+    from gateway.services.administration import register_oversight_body
+    from gateway.services.checkpoints import pseudonym_key
+    from gateway.services.directory import Directory
+    from gateway.storage.audit_log import AuditLogStore
+    from gateway.storage.directory import DirectoryStore
+    from gateway.storage.engine import open_database
+
+    oversight = Organisation(
+        args.code, OrgKind.OVERSIGHT, args.name, args.area,
+        Contact(args.contact or args.name, email=args.email),
+    )
+    db = open_database(settings.database_url, settings.sqlite_path)
+    await db.open()
+    try:
+        directory = Directory(DirectoryStore(db))
+        await directory.refresh()
+        audit = AuditLogStore(db, Pseudonymiser(
+            pseudonym_key(settings.audit_keys_dir, create=not settings.is_production)
+        ))
+        added = await register_oversight_body(directory, audit, oversight, datetime.now(UTC))
+    finally:
+        await db.close()
+    if not added:
+        print(f"{args.code} is already the directory's oversight body; nothing changed.")
+        return 0
+    print(f"{args.code} added (audited). An operator now adds its people and grants them "
+          f"auditor: dipgw-api POST /v1/directory/{args.code}/people, then POST "
+          "/v1/people/PERSON_ID/grants with role auditor (or the console's people pages).")
+    return 0
+
+
 def cmd_keygen(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.out)
     if path.exists():
@@ -814,6 +849,25 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     bootstrap.add_argument("--org", default="DIPGW-OPS", help="operator organisation code")
     bootstrap.add_argument("--org-name", default="dipgw national service team")
     bootstrap.set_defaults(handler=_run_async(_operator_bootstrap))
+
+    oversight = sub.add_parser(
+        "oversight", help="add the programme's oversight body (on the gateway's own host)")
+    oversight_sub = oversight.add_subparsers(dest="oversight_command", required=True,
+                                             metavar="ACTION")
+    oversight_add = oversight_sub.add_parser(
+        "add", help="add the oversight body, whose people can be granted auditor",
+        description="Add the programme's oversight body to this installation's directory "
+        "(its database, as `operator bootstrap` writes it), audited. Only its people can "
+        "hold auditor; an operator adds them and grants the role. Works in production. "
+        "Does nothing if the body is there already; refused for a code another kind holds.",
+        epilog="example: dipgw oversight add --code DIP-ASSURE --name 'DIP Audit and "
+        "Assurance' --email assurance@dip-oversight.example")
+    oversight_add.add_argument("--code", required=True, help="directory code, e.g. DIP-ASSURE")
+    oversight_add.add_argument("--name", required=True)
+    oversight_add.add_argument("--area", default="England")
+    oversight_add.add_argument("--contact", help="contact name (default: --name)")
+    oversight_add.add_argument("--email", help="contact e-mail")
+    oversight_add.set_defaults(handler=_run_async(_oversight_add))
 
     keygen = sub.add_parser(
         "keygen", help="make a signing key pair and print its public JWK",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -178,3 +179,54 @@ async def test_operator_bootstrap_makes_the_first_operator_of_a_production_insta
     me = await client.get("/v1/me", headers={"Authorization": f"Bearer {operator.token()}"})
     assert me.status == 200
     assert (await me.json())["roles"] == ["directory_admin"]
+
+
+async def test_oversight_add_lets_an_operator_make_the_first_auditor_of_a_production_install(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    """Without an oversight body no one in production can hold auditor (only its people
+    may): the host command adds it, audited; the operator then adds a person to it and
+    grants auditor through the API, and that person reads the audit log."""
+    settings = make_settings(data_dir=tmp_path, environment="production",
+                             seed_demo_directory=False, secrets_dir=tmp_path / "secrets")
+    env = {**os.environ, "DIPGW_DATA_DIR": str(tmp_path), "DIPGW_ENV": "production",
+           "DIPGW_SECRETS_DIR": str(tmp_path / "secrets"), **database_env(settings)}
+    assert run("keys", "init", str(tmp_path / "secrets"), env=env).returncode == 0
+    operator_key, auditor_key = keys.generate(), keys.generate()
+    (tmp_path / "ops.pub.json").write_text(json.dumps(keys.public_jwk(operator_key)))
+    assert run("operator", "bootstrap", "--name", "Sam Okoro", "--email",
+               "sam.okoro@dipgw.example", "--public-key", str(tmp_path / "ops.pub.json"),
+               env=env).returncode == 0
+
+    added = run("oversight", "add", "--code", "DIP-ASSURE", "--name",
+                "DIP Audit and Assurance", "--email", "assurance@dip.example", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "DIP-ASSURE added" in added.stdout
+    again = run("oversight", "add", "--code", "DIP-ASSURE", "--name", "Other", env=env)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    clash = run("oversight", "add", "--code", "DIPGW-OPS", "--name", "Ops", env=env)
+    assert clash.returncode == 2 and "is a operator organisation" in clash.stderr
+    malformed = run("oversight", "add", "--code", "dip assure", "--name", "X", env=env)
+    assert malformed.returncode != 0 and "not an organisation code" in malformed.stderr
+
+    client = await aiohttp_client(create_app(settings))
+    operator = Credentials.for_person("DIPGW-OPS", "dipgw-ops.sam.okoro", operator_key,
+                                      audience=settings.audience)
+    as_operator = {"Authorization": f"Bearer {operator.token()}"}
+    person = await client.post("/v1/directory/DIP-ASSURE/people", headers=as_operator, json={
+        "id": "dip-assure.grace", "name": "Grace Adeyemi", "email": "grace@dip.example",
+        "keys": [keys.public_jwk(auditor_key)],
+    })
+    assert person.status == 201, await person.text()
+    as_operator = {"Authorization": f"Bearer {operator.token()}"}
+    granted = await client.post("/v1/people/dip-assure.grace/grants", headers=as_operator,
+                                json={"role": "auditor", "reason": "first auditor"})
+    assert granted.status == 201, await granted.text()
+
+    auditor = Credentials.for_person("DIP-ASSURE", "dip-assure.grace", auditor_key,
+                                     audience=settings.audience)
+    entries = await client.get("/v1/audit/entries",
+                               headers={"Authorization": f"Bearer {auditor.token()}"})
+    assert entries.status == 200, await entries.text()
+    actions = [entry["action"] for entry in (await entries.json())["entries"]]
+    assert "directory.updated" in actions and actions.count("grant.given") == 2

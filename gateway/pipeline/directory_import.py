@@ -23,7 +23,8 @@ from gateway.domain.model import AGENCY_KINDS, Contact, Organisation, OrgKind
 
 REQUIRED = ("code", "organisation", "kind", "area", "spoc_name")
 OPTIONAL = ("phone", "email", "secure_email", "areas_served")
-_CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
+# A directory code: upper-case words of letters and digits joined by "-", such as CJIT-SFK.
+ORG_CODE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_ROWS = 5000
 
@@ -83,7 +84,7 @@ def _parse(text: str) -> list[Organisation]:
 
 def _row_problems(row: dict[str, str], where: str) -> list[Violation]:
     found = [Violation(f"{where}/{c}", f"'{c}' is empty.") for c in REQUIRED if not row.get(c)]
-    if row.get("code") and not _CODE.match(row["code"]):
+    if row.get("code") and not ORG_CODE.match(row["code"]):
         found.append(Violation(f"{where}/code", f"{row['code']!r} is not an organisation code "
                                                  "such as CJIT-SFK."))
     # The oversight body and the operator are never created or changed by a SPOC list.

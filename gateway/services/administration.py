@@ -43,7 +43,7 @@ from gateway.domain.model import (
 from gateway.pipeline import access
 from gateway.pipeline.access import Action
 from gateway.pipeline.audit import AuditLog
-from gateway.pipeline.directory_import import parse_spoc_csv, plan
+from gateway.pipeline.directory_import import ORG_CODE, parse_spoc_csv, plan
 from gateway.services.directory import BOOTSTRAP, Directory
 from gateway.storage.base import DirectoryImport
 
@@ -299,6 +299,32 @@ async def bootstrap_operator(
     await directory.change(
         directory.repository.add_people([(person, (grant,))], BOOTSTRAP, at, audit))
     return person
+
+
+async def register_oversight_body(
+    directory: Directory, audit: AuditLog, oversight: Organisation, at: datetime
+) -> bool:
+    """Add the programme's oversight body to a production directory (``dipgw oversight
+    add``); False if it is there already.
+
+    Only an oversight body's people can hold ``auditor`` (``gateway.pipeline.access``),
+    and a SPOC list never creates one, so without this a production installation had no
+    one who could read or export the audit log. Run on the gateway's own host, as the
+    operator's bootstrap is; its people are then added, and granted ``auditor``, by an
+    operator through the API or console. Refused for a code another kind holds.
+    """
+    if oversight.kind is not OrgKind.OVERSIGHT:
+        raise InvalidMessage([Violation("/kind", "Only an oversight body is added this way.")])
+    if not ORG_CODE.match(oversight.code):
+        raise InvalidMessage([Violation(
+            "/code", f"{oversight.code!r} is not an organisation code such as DIP-ASSURE.")])
+    existing = directory.get(oversight.code)
+    if existing is not None:
+        if existing.kind is not OrgKind.OVERSIGHT:
+            raise Conflict(f"{oversight.code} is a {existing.kind.value} organisation.")
+        return False
+    return await directory.change(
+        directory.repository.add_organisation(oversight, BOOTSTRAP, at, audit))
 
 
 def _person_from(org: Organisation, body: Any) -> Person:

@@ -298,6 +298,12 @@ class DirectoryRepository(ABC):
         """Add or update organisations; an existing one keeps its delivery channel."""
 
     @abstractmethod
+    async def add_organisation(
+        self, org: Organisation, actor: str, at: datetime, audit: AuditLog
+    ) -> bool:
+        """Add one organisation, audited, unless its code is taken (False: nothing written)."""
+
+    @abstractmethod
     async def set_channel(
         self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
     ) -> None:

@@ -87,6 +87,20 @@ class DirectoryStore(DirectoryRepository):
 
         await self._db.transaction(write)
 
+    async def add_organisation(
+        self, org: Organisation, actor: str, at: datetime, audit: AuditLog
+    ) -> bool:
+        def write(conn: Connection) -> bool:
+            if not insert_ignoring_duplicates(conn, _organisations, _organisation_row(org, at)):
+                return False
+            audit.append(conn, AuditEvent(
+                action=AuditAction.DIRECTORY_UPDATED, at=at, actor=actor,
+                details={"added": {org.code: org.kind.value}},
+            ))
+            return True
+
+        return await self._db.transaction(write)
+
     async def set_channel(
         self, code: str, channel: ChannelSettings, actor: str, at: datetime, audit: AuditLog
     ) -> None:
@@ -344,22 +358,23 @@ def _upsert_organisations(
         index_elements=[_organisations.c.code],
         set_={name: statement.excluded[name] for name in _IMPORTED_COLUMNS},
     )
-    conn.execute(statement, [
-        {
-            "code": org.code,
-            "kind": org.kind.value,
-            "name": org.name,
-            "area": org.area,
-            "spoc_json": json_text(org.spoc.as_dict()),
-            "jwks_json": json_text(list(org.jwks)),
-            "updated_at": at,
-            "areas_served_json": json_text(list(org.areas_served)),
-            "delivery_json": json_text(org.delivery.as_dict()),
-            "identity_provider_json": (
-                json_text(org.identity_provider.as_dict()) if org.identity_provider else None),
-        }
-        for org in organisations
-    ])
+    conn.execute(statement, [_organisation_row(org, at) for org in organisations])
+
+
+def _organisation_row(org: Organisation, at: datetime) -> dict[str, Any]:
+    return {
+        "code": org.code,
+        "kind": org.kind.value,
+        "name": org.name,
+        "area": org.area,
+        "spoc_json": json_text(org.spoc.as_dict()),
+        "jwks_json": json_text(list(org.jwks)),
+        "updated_at": at,
+        "areas_served_json": json_text(list(org.areas_served)),
+        "delivery_json": json_text(org.delivery.as_dict()),
+        "identity_provider_json": (
+            json_text(org.identity_provider.as_dict()) if org.identity_provider else None),
+    }
 
 
 def edit_keys(
