@@ -10,7 +10,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,14 @@ from gateway import keys, logs
 from gateway.client import Credentials, GatewayClient, GatewayProblem
 from gateway.config import Settings
 from gateway.domain.errors import ConfigurationError, GatewayError
-from gateway.domain.model import Role
-from gateway.services.administration import PERSON_ID
-from gateway.services.directory import dev_key_path, find_person_key
+from gateway.domain.model import Contact, Organisation, OrgKind, Role
+from gateway.pipeline.audit import AuditLog
+from gateway.services.administration import (
+    PERSON_ID,
+    bootstrap_operator,
+    register_oversight_body,
+)
+from gateway.services.directory import Directory, dev_key_path, find_person_key
 
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -419,17 +425,31 @@ async def _people(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
-    """Write the first operator person straight into this installation's database."""
-    from gateway.domain.model import Contact, Organisation, OrgKind
+@asynccontextmanager
+async def _this_installation(settings: Settings) -> AsyncIterator[tuple[Directory, AuditLog]]:
+    """The directory and the audit log straight on this installation's database, for the
+    commands that set it up on the gateway's own host (access to the host, its database
+    and its pseudonym key is the root of trust there)."""
     from gateway.pipeline.audit import Pseudonymiser
-    from gateway.services.administration import bootstrap_operator
     from gateway.services.checkpoints import pseudonym_key
-    from gateway.services.directory import Directory
     from gateway.storage.audit_log import AuditLogStore
     from gateway.storage.directory import DirectoryStore
     from gateway.storage.engine import open_database
 
+    db = open_database(settings.database_url, settings.sqlite_path)
+    await db.open()
+    try:
+        directory = Directory(DirectoryStore(db))
+        await directory.refresh()
+        yield directory, AuditLogStore(db, Pseudonymiser(
+            pseudonym_key(settings.audit_keys_dir, create=not settings.is_production)
+        ))
+    finally:
+        await db.close()
+
+
+async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the first operator person straight into this installation's database."""
     record: dict[str, Any] = {"name": args.name, "email": args.email,
                               "keys": [_public_key_file(args.public_key)]}
     if args.id:
@@ -437,19 +457,10 @@ async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> i
     operator_org = Organisation(
         args.org, OrgKind.OPERATOR, args.org_name, "England", Contact(args.org_name)
     )
-    db = open_database(settings.database_url, settings.sqlite_path)
-    await db.open()
-    try:
-        directory = Directory(DirectoryStore(db))
-        await directory.refresh()
-        audit = AuditLogStore(db, Pseudonymiser(
-            pseudonym_key(settings.audit_keys_dir, create=not settings.is_production)
-        ))
+    async with _this_installation(settings) as (directory, audit):
         person = await bootstrap_operator(
             directory, audit, operator_org, record, datetime.now(UTC)
         )
-    finally:
-        await db.close()
     print(f"{person.id} of {person.org_code} now holds directory_admin (audited). Restart "
           "the gateway so it reads the directory afresh; then grant the rest through the API.")
     return 0
@@ -457,30 +468,12 @@ async def _operator_bootstrap(settings: Settings, args: argparse.Namespace) -> i
 
 async def _oversight_add(settings: Settings, args: argparse.Namespace) -> int:
     """Write the programme's oversight body straight into this installation's database."""
-    from gateway.domain.model import Contact, Organisation, OrgKind
-    from gateway.pipeline.audit import Pseudonymiser
-    from gateway.services.administration import register_oversight_body
-    from gateway.services.checkpoints import pseudonym_key
-    from gateway.services.directory import Directory
-    from gateway.storage.audit_log import AuditLogStore
-    from gateway.storage.directory import DirectoryStore
-    from gateway.storage.engine import open_database
-
     oversight = Organisation(
         args.code, OrgKind.OVERSIGHT, args.name, args.area,
         Contact(args.contact or args.name, email=args.email),
     )
-    db = open_database(settings.database_url, settings.sqlite_path)
-    await db.open()
-    try:
-        directory = Directory(DirectoryStore(db))
-        await directory.refresh()
-        audit = AuditLogStore(db, Pseudonymiser(
-            pseudonym_key(settings.audit_keys_dir, create=not settings.is_production)
-        ))
+    async with _this_installation(settings) as (directory, audit):
         added = await register_oversight_body(directory, audit, oversight, datetime.now(UTC))
-    finally:
-        await db.close()
     if not added:
         print(f"{args.code} is already the directory's oversight body; nothing changed.")
         return 0
