@@ -19,9 +19,9 @@ another process does the same thing at the same moment:
   acknowledgement made in the recipient's own system (MESH).
 
 The statements on every message's path (the accept transaction's inserts, the lookup of
-the person's earlier shares, and ``mark_published``) are ``HotStatement``s: Core compiled
-once per dialect and run on the DB-API cursor, which bench/storage_core.py measured at
-raw sqlite3's cost.
+the person's earlier shares, the relay's claim and ``mark_published``, the open inbox) are
+``HotStatement``s: Core compiled once per dialect and run on the DB-API cursor, which
+bench/storage_core.py measured at raw sqlite3's cost.
 """
 
 from __future__ import annotations
