@@ -399,8 +399,8 @@ def _about_person(dialect: str) -> Select[Any]:
     date of birth), built once per dialect: building this statement for each message cost
     about 3 ms of the database thread's time, compiling it again each time, against
     0.1 ms for one built once. It runs for nearly every message (to find the person's
-    other agencies), so it is a ``HotStatement``: run as plain Core it still took a sixth
-    of the SQLite thread in bench/court_results_import.py."""
+    other agencies), so it is a ``HotStatement``: run as plain Core it still took about
+    13% of the SQLite thread's GIL-holding samples in bench/court_results_import.py."""
     newest = (
         select(messages.c.message_id, messages.c.type, messages.c.sender,
                messages.c.received_at, messages.c.subject_pnc, messages.c.subject_name_dob,
