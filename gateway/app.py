@@ -42,6 +42,7 @@ from gateway.pipeline.validation import SchemaSet
 from gateway.services.administration import Administration
 from gateway.services.alerts import escalate_alerts
 from gateway.services.auth import TokenRules, TokenVerifier
+from gateway.services.backpressure import BacklogBounds, DeliveryPressure
 from gateway.services.checkpoints import AuditKeys, Checkpointer, pseudonym_key
 from gateway.services.consents import ConsentService
 from gateway.services.directory import Directory
@@ -62,7 +63,7 @@ from gateway.storage.messages import MessageStore
 from gateway.storage.policy_versions import PolicyVersionStore
 from gateway.storage.sessions import SessionStore
 from gateway.storage.tokens import TokenStore
-from gateway.transport.base import Transport
+from gateway.transport.base import Transport, TransportState
 from gateway.transport.inprocess import InProcessTransport
 from gateway.transport.rabbitmq import RabbitMqTransport
 from gateway.transport.topology import Topology
@@ -188,10 +189,17 @@ def create_app(
                 notice_to=notice_to, retry_base_s=settings.push_retry_base_s,
                 retry_cap_s=settings.push_retry_cap_s, clock=clock,
             )
+            pressure = DeliveryPressure(
+                message_store,
+                BacklogBounds(settings.delivery_backlog_limit, settings.delivery_lag_limit_s),
+                clock=clock,
+                on_change=lambda paused: metrics.intake_paused.set(int(paused)),
+                transport_up=lambda: chosen_transport.state is TransportState.READY,
+            )
             writer = InboxWriter(
                 message_store, audit_log, notifier, directory_, metrics,
-                on_dispatch_owed=dispatcher.wake, notice_to=notice_to,
-                clock=clock,
+                on_dispatch_owed=dispatcher.wake, on_lag=pressure.delivered,
+                notice_to=notice_to, clock=clock,
             )
             relay = OutboxRelay(
                 message_store, chosen_transport, idle_wait_s=settings.relay_interval_s,
@@ -217,7 +225,7 @@ def create_app(
                 ),
                 submissions=SubmissionService(
                     schemas, directory_, policy, message_store, audit_log, relay.wake,
-                    metrics, clock,
+                    metrics, clock, admission=pressure.admit,
                 ),
                 policy=policy,
                 consents=consents,
@@ -276,6 +284,8 @@ def create_app(
                 # withdraw a key: this one follows within the interval, not at its next
                 # own write. Every process runs it, leader or not.
                 Periodic("directory-refresh", directory_.refresh, settings.directory_refresh_s),
+                # Every process reads the backlog for its own intake (no leader needed).
+                Periodic("delivery-backlog", pressure.read, settings.backlog_check_s),
             ]
             if mesh is not None:
                 clocks.append(Periodic(

@@ -6,6 +6,7 @@ private key, since the gateway refuses a token it has seen before.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -121,6 +122,20 @@ class BatchResult:
     replayed: bool = False
 
 
+# The longest Retry-After the client waits out by itself; a longer one is raised.
+MAX_RETRY_AFTER_S = 60
+
+
+def retry_after_s(response: aiohttp.ClientResponse) -> int | None:
+    """The wait a 429 or 503 asks for (RFC 9110 section 10.2.3, delay-seconds only; the
+    gateway never sends a date), or None when the answer asks for none the client takes."""
+    raw = response.headers.get("Retry-After", "")
+    if response.status not in (429, 503) or not raw.isdigit() or not raw.isascii():
+        return None
+    seconds = int(raw)
+    return seconds if seconds <= MAX_RETRY_AFTER_S else None
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -129,8 +144,10 @@ class GatewayClient:
         *,
         session: aiohttp.ClientSession | None = None,
         timeout_s: float = 30.0,
+        busy_retries: int = 8,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._busy_retries = busy_retries
         self._credentials = credentials
         self._own_session = session is None
         self._session = session or aiohttp.ClientSession(
@@ -163,15 +180,26 @@ class GatewayClient:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> Answer:
-        """Any API call with a fresh token; problems are raised as ``GatewayProblem``."""
-        async with self._session.request(
-            method, self._base + path, json=json_body, params=params, headers=self._headers()
-        ) as response:
-            text = await response.text()
-            body = json.loads(text) if text else {}
-            if response.status >= 400:
-                raise GatewayProblem(response.status, body)
-            return Answer(response.status, body)
+        """Any API call with a fresh token; problems are raised as ``GatewayProblem``.
+
+        A 429 or 503 with ``Retry-After`` (rate limit, or delivery behind intake) did
+        nothing, so the call is made again after the wait, up to ``busy_retries`` times,
+        each with a fresh token."""
+        retries_left = self._busy_retries
+        while True:
+            async with self._session.request(
+                method, self._base + path, json=json_body, params=params,
+                headers=self._headers(),
+            ) as response:
+                text = await response.text()
+                body = json.loads(text) if text else {}
+                if response.status < 400:
+                    return Answer(response.status, body)
+                wait_s = retry_after_s(response)
+                if wait_s is None or retries_left == 0:
+                    raise GatewayProblem(response.status, body)
+            retries_left -= 1
+            await asyncio.sleep(wait_s)
 
     async def download(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
         """A binary resource (e.g. the audit export); problems are raised."""

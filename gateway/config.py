@@ -35,6 +35,11 @@ class Settings:
     max_json_depth: int = 32
     seed_demo_directory: bool = True
     relay_interval_s: float = 0.5
+    # Intake pauses (503 with Retry-After) while delivery is this far behind
+    # (gateway.services.backpressure), and is read this often.
+    delivery_backlog_limit: int = 2000
+    delivery_lag_limit_s: float = 0.5
+    backlog_check_s: float = 0.25
     amqp_prefix: str = "dipgw"
     amqp_prefetch: int = 200
     delivery_limit: int = 5
@@ -153,6 +158,10 @@ class Settings:
             amqp_prefix=env.get("DIPGW_AMQP_PREFIX", cls.amqp_prefix),
             amqp_prefetch=_int(env, "DIPGW_AMQP_PREFETCH", cls.amqp_prefetch),
             delivery_limit=_int(env, "DIPGW_DELIVERY_LIMIT", cls.delivery_limit),
+            delivery_backlog_limit=_at_least_one(env, "DIPGW_DELIVERY_BACKLOG_LIMIT",
+                                                 cls.delivery_backlog_limit),
+            delivery_lag_limit_s=_positive(env, "DIPGW_DELIVERY_LAG_LIMIT_SECONDS",
+                                           cls.delivery_lag_limit_s),
             expiry_s=_int(env, "DIPGW_EXPIRY_SECONDS", cls.expiry_s),
             alert_escalation_s=_int(env, "DIPGW_ALERT_ESCALATION_SECONDS",
                                     cls.alert_escalation_s),
@@ -234,6 +243,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
     if value < 0:
         raise ConfigurationError(f"{name} must not be negative")
+    return value
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value == 0:
+        raise ConfigurationError(f"{name} must be at least 1")
     return value
 
 

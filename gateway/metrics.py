@@ -50,6 +50,10 @@ _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 # Operations per commit: on SQLite's group commit 1 when idle, up to its max_batch (256);
 # on PostgreSQL always 1 (a transaction per operation).
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# From acceptance to the recipient's inbox: milliseconds when delivery keeps up; intake
+# pauses at DIPGW_DELIVERY_LAG_LIMIT_SECONDS (0.5 s by default), so the top buckets are
+# for an incident.
+_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SHARED = "read from the database at scrape time, so every gateway process on the same "\
     "database reports the same figure"
 
@@ -158,11 +162,14 @@ class Metrics:
     expired: Counter
     commit_seconds: Histogram
     commit_batch_size: Histogram
+    delivery_lag: Histogram
+    intake_paused: Gauge
     leader: Gauge
     store: StoreCollector
     # Each label set's child, looked up once: ``labels()`` takes a lock and builds a key
     # on every call, which on every message cost more than the increment itself.
     _children: dict[tuple[object, ...], Counter] = field(default_factory=dict)
+    _lag_children: dict[str, Histogram] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -202,6 +209,17 @@ class Metrics:
                 "dipgw_commit_batch_size", "Operations committed together by one group "
                 "commit.", buckets=_BATCH_BUCKETS, registry=registry,
             ),
+            delivery_lag=Histogram(
+                "dipgw_delivery_lag_seconds", "From acceptance to delivery into the "
+                "recipient's inbox or own queue, seconds, by channel (inbox, amqp), as this "
+                "process delivered them.", ["channel"], buckets=_LAG_BUCKETS,
+                registry=registry,
+            ),
+            intake_paused=Gauge(
+                "dipgw_intake_paused", "1 while this process answers new messages 503 "
+                "because delivery is behind intake (gateway.services.backpressure), else 0.",
+                registry=registry,
+            ),
             leader=Gauge(
                 "dipgw_leader", "1 while this process leads and runs the role's job, "
                 "else 0 (a standby, or a role it is not configured for).",
@@ -233,8 +251,13 @@ class Metrics:
     def count_refused(self, message_type: str, reason: str) -> None:
         self._child(self.refused, message_type, reason).inc()
 
-    def delivered(self, channel: str) -> None:
+    def delivered(self, channel: str, lag_s: float | None = None) -> None:
         self._child(self.deliveries, channel).inc()
+        if lag_s is not None:
+            lag = self._lag_children.get(channel)
+            if lag is None:
+                lag = self._lag_children[channel] = self.delivery_lag.labels(channel)
+            lag.observe(lag_s)
 
     def _child(self, counter: Counter, *values: str) -> Counter:
         key = (id(counter), *values)

@@ -148,11 +148,9 @@ class IdempotencyConflict(GatewayError):
     title = "Message id already used for different content"
 
 
-class RateLimited(GatewayError):
-    """Too many requests from one address or organisation; try again after a wait."""
-
-    slug = "rate-limited"
-    title = "Too many requests"
+class TryLater(GatewayError):
+    """Nothing was done; the same request may succeed after ``retry_after_s`` seconds,
+    answered with a ``Retry-After`` header (RFC 9110 section 10.2.3)."""
 
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
@@ -160,6 +158,13 @@ class RateLimited(GatewayError):
 
     def extensions(self) -> Mapping[str, Any]:
         return {"retry_after_s": self.retry_after_s}
+
+
+class RateLimited(TryLater):
+    """Too many requests from one address or organisation; try again after a wait."""
+
+    slug = "rate-limited"
+    title = "Too many requests"
 
 
 class RequestTimeout(GatewayError):
@@ -172,3 +177,10 @@ class RequestTimeout(GatewayError):
 class ServiceUnavailable(GatewayError):
     slug = "unavailable"
     title = "Service unavailable"
+
+
+class Overloaded(TryLater):
+    """Delivery is behind intake: new messages wait (``gateway.services.backpressure``)."""
+
+    slug = "overloaded"
+    title = "Not accepting new messages just now"

@@ -156,7 +156,9 @@ _PROBLEMS: Mapping[int, tuple[str, str]] = {
                           "violation with an RFC 6901 pointer"),
     429: ("TooManyRequests", "Rate limit reached for the address or the organisation; "
                             "retry after Retry-After seconds"),
-    503: ("Unavailable", "The gateway cannot decide now (e.g. no approved policy is active)"),
+    503: ("Unavailable", "The gateway cannot decide now (e.g. no approved policy is active), "
+                         "or, with Retry-After, delivery is behind intake (overloaded): "
+                         "nothing was stored; send again after the wait"),
 }
 _PROBLEM_HEADERS: Mapping[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {
@@ -165,6 +167,10 @@ _PROBLEM_HEADERS: Mapping[int, dict[str, Any]] = {
     429: {"Retry-After": {
         "description": "RFC 9110 section 10.2.3: seconds to wait before retrying",
         "required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+    503: {"Retry-After": {
+        "description": "RFC 9110 section 10.2.3: seconds to wait before sending again; "
+                       "present when delivery is behind intake (gateway.services.backpressure)",
+        "required": False, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
 }
 
 AUTHENTICATED_ANSWERS = (401, 429)
@@ -445,7 +451,7 @@ def document() -> dict[str, Any]:
                 "Submit 1 to 500 messages under one token; each answered as POST /v1/messages "
                 "would answer it",
                 {"200": _json("One result per message, in order", _BATCH_RESULTS)},
-                errors=(403, 422),
+                errors=(403, 422, 503),
                 body={"type": "object", "required": ["messages"], "properties": {
                     "messages": {"type": "array", "minItems": 1, "maxItems": 500,
                                  "items": _schema("Message")}}},

@@ -31,6 +31,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.InvalidMessage, 422),
     (errors.RateLimited, 429),
     (errors.ServiceUnavailable, 503),
+    (errors.Overloaded, 503),
 )
 
 
@@ -140,7 +141,7 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         headers = None
         if status == 401:
             headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        if isinstance(error, errors.RateLimited):
+        if isinstance(error, errors.TryLater):
             headers = {"Retry-After": str(error.retry_after_s)}  # RFC 9110 section 10.2.3
         response = _problem_response(status, body, headers)
         if isinstance(error, errors.RequestTimeout):

@@ -37,7 +37,7 @@ class QueueHandover:
             self._writer.deliver(
                 item.message_id, item.recipient, item.message_type,
                 detail=f"in the organisation's own queue {self._queue_of(item.recipient)}",
-                channel="amqp",
+                channel="amqp", accepted_at=item.accepted_at,
             )
             for item in direct
         ))

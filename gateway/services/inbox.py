@@ -19,8 +19,9 @@ import structlog
 from gateway.channels.choice import NoticeRule, push_target
 from gateway.metrics import Metrics
 from gateway.pipeline.audit import AuditLog
+from gateway.services.batching import Coalescer
 from gateway.services.directory import Directory
-from gateway.storage.base import MessageRepository
+from gateway.storage.base import InboxDelivery, MessageRepository
 from gateway.transport.base import Delivery
 
 log = structlog.get_logger(__name__)
@@ -78,10 +79,16 @@ class InboxWriter:
         metrics: Metrics,
         *,
         on_dispatch_owed: Callable[[], None] = lambda: None,
+        on_lag: Callable[[float], None] = lambda _lag_s: None,
         notice_to: NoticeRule = lambda _recipient, _message_type: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._messages = messages
+        self._on_lag = on_lag
+        # Deliveries arriving together (a relay batch, a broker's prefetch) are written
+        # together (gateway.services.batching).
+        self._write: Coalescer[InboxDelivery, bool] = Coalescer(
+            lambda deliveries: messages.deliver_all(deliveries, audit))
         self._audit = audit
         self._notifier = notifier
         self._directory = directory
@@ -104,7 +111,8 @@ class InboxWriter:
                      message_id=delivery.message_id, recipient=delivery.recipient,
                      channel=channel)
             return
-        await self.deliver(delivery.message_id, delivery.recipient, delivery.message_type)
+        await self.deliver(delivery.message_id, delivery.recipient, delivery.message_type,
+                           accepted_at=delivery.accepted_at)
 
     async def deliver(
         self,
@@ -113,20 +121,29 @@ class InboxWriter:
         message_type: str,
         detail: str | None = None,
         channel: str = "inbox",
+        accepted_at: datetime | None = None,
     ) -> None:
         """Put the message in the recipient's inbox (``channel`` ``inbox``), or record it
-        handed over to the organisation's own queue (``amqp``); counted once, by channel."""
+        handed over to the organisation's own queue (``amqp``); counted once, by channel,
+        with its lag from ``accepted_at`` when the transport carried that."""
         notice_to = self._notice_to(recipient, message_type)
-        first = await self._messages.deliver(
-            message_id, recipient, self._clock(), self._audit,
-            detail=detail, notice_to=notice_to,
-        )
+        first = await self._write(InboxDelivery(
+            message_id, recipient, self._clock(), detail=detail, notice_to=notice_to,
+        ))
         if first:
-            self._metrics.delivered(channel)
+            # Measured once committed: when the recipient can first see it.
+            lag_s = None if accepted_at is None else (
+                self._clock() - accepted_at).total_seconds()
+            self._metrics.delivered(channel, lag_s)
+            if lag_s is not None:
+                self._on_lag(lag_s)
             self._notifier.notify(recipient)
             if notice_to is not None:
                 self._on_dispatch_owed()
-        log.info(
+        # At debug level: the message's one log line is its acceptance; its delivery is in
+        # the audit log, its history and dipgw_deliveries_total, and a second line cost as
+        # much as the delivery's own bookkeeping.
+        log.debug(
             "message_delivered" if first else "redelivery_ignored",
             message_id=message_id,
             message_type=message_type,

@@ -52,7 +52,9 @@ class SubmissionService:
         on_accepted: Callable[[], None],
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        admission: Callable[[], None] = lambda: None,
     ) -> None:
+        self._admission = admission
         self._schemas = schemas
         self._metrics = metrics
         self._directory = directory
@@ -125,10 +127,22 @@ class SubmissionService:
         history = await self._messages.about_person(subject, limit=50)
         return managing_cjit(history, subject, organisations)
 
-    async def submit(self, principal: Principal, document: Any) -> Receipt:
+    def admit(self) -> None:
+        """Raise ``Overloaded`` (503, ``Retry-After``) while delivery is behind intake
+        (``gateway.services.backpressure``): asked once for a single message, once for a
+        whole batch, so a batch is never half taken."""
+        self._admission()
+
+    async def submit(
+        self, principal: Principal, document: Any, *, admitted: bool = False
+    ) -> Receipt:
         """Assess and store one message; each new one is counted accepted or refused by
-        its type (``gateway.metrics``), an identical resubmission not again."""
+        its type (``gateway.metrics``), an identical resubmission not again. Unless the
+        caller ``admitted`` it already (a batch's items), it waits while delivery is
+        behind."""
         try:
+            if not admitted:
+                self.admit()
             assessment = await self.assess(principal, document)
         except GatewayError as error:
             self._metrics.count_refused(

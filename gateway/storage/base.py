@@ -100,6 +100,19 @@ class OutboxItem:
     message_type: str
     payload: bytes
     attempts: int
+    # When the message was accepted: a delivery's lag is measured from here.
+    accepted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InboxDelivery:
+    """One share to put in its recipient's inbox (``MessageRepository.deliver``)."""
+
+    message_id: str
+    recipient: str
+    at: datetime
+    detail: str | None = None
+    notice_to: str | None = None
 
 
 class DispatchPurpose(StrEnum):
@@ -682,6 +695,13 @@ class MessageRepository(ABC):
     ) -> None: ...
 
     @abstractmethod
+    async def deliver_all(
+        self, deliveries: Sequence[InboxDelivery], audit: AuditLog
+    ) -> list[bool]:
+        """``deliver`` for each, in order, in one transaction (all or none); for each,
+        whether it was new."""
+
+    @abstractmethod
     async def deliver(
         self,
         message_id: str,
@@ -781,6 +801,13 @@ class MessageRepository(ABC):
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         """How many outbox rows the transport has not yet confirmed, and when the oldest
         was written (None when there are none): for ``GET /metrics``."""
+
+    @abstractmethod
+    async def delivery_backlog(self) -> tuple[int, datetime | None]:
+        """How many outbox rows the transport has not yet confirmed, and when the oldest
+        the relay has not yet tried was written (None when none waits untried): for
+        backpressure, where a row waiting out its retry backoff (one the recipient's side
+        keeps failing) must not hold up everyone's intake."""
 
     @abstractmethod
     async def dispatch_backlog(self) -> dict[str, tuple[int, datetime]]:

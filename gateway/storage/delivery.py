@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -59,6 +59,7 @@ from gateway.storage.base import (
     Acknowledgement,
     Dispatch,
     DispatchPurpose,
+    InboxDelivery,
     OpenShare,
     OverdueShare,
     RemoteReceipt,
@@ -152,6 +153,14 @@ class DeliveryStore:
         return await self._db.transaction(
             lambda conn: deliver(conn, message_id, recipient, at, audit, detail, notice_to)
         )
+
+    async def deliver_all(
+        self, deliveries: Sequence[InboxDelivery], audit: AuditLog
+    ) -> list[bool]:
+        return await self._db.transaction(lambda conn: [
+            deliver(conn, d.message_id, d.recipient, d.at, audit, d.detail, d.notice_to)
+            for d in deliveries
+        ])
 
     async def hold_for_push(
         self, message_id: str, recipient: str, channel: str, target: str, at: datetime

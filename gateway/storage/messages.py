@@ -95,7 +95,7 @@ def _columns(*names: str) -> dict[str, Any]:
 # Claimed by the relay for every batch it publishes: a HotStatement.
 _DUE_OUTBOX = HotStatement(
     select(outbox.c.id, outbox.c.message_id, outbox.c.recipient, messages.c.type,
-           deliveries.c.payload_json, outbox.c.attempts)
+           deliveries.c.payload_json, outbox.c.attempts, outbox.c.created_at)
     .join(deliveries, and_(deliveries.c.message_id == outbox.c.message_id,
                            deliveries.c.recipient == outbox.c.recipient))
     .join(messages, messages.c.message_id == outbox.c.message_id)
@@ -288,9 +288,9 @@ class MessageStore(DeliveryStore, MessageRepository):
             return [
                 OutboxItem(
                     outbox_id=oid, message_id=mid, recipient=recipient, message_type=mtype,
-                    payload=payload.encode("utf-8"), attempts=attempts,
+                    payload=payload.encode("utf-8"), attempts=attempts, accepted_at=created,
                 )
-                for oid, mid, recipient, mtype, payload, attempts in rows
+                for oid, mid, recipient, mtype, payload, attempts, created in rows
             ]
 
         return await self._db.transaction(claim)
@@ -378,6 +378,17 @@ class MessageStore(DeliveryStore, MessageRepository):
                 .where(outbox.c.published_at.is_(None))
             ).one()
             return int(count), oldest
+
+        return await self._db.transaction(read)
+
+    async def delivery_backlog(self) -> tuple[int, datetime | None]:
+        def read(conn: Connection) -> tuple[int, datetime | None]:
+            count, oldest_untried = conn.execute(
+                select(func.count(),
+                       func.min(case((outbox.c.attempts == 0, outbox.c.created_at))))
+                .where(outbox.c.published_at.is_(None))
+            ).one()
+            return int(count), oldest_untried
 
         return await self._db.transaction(read)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -25,6 +26,8 @@ class Delivery:
     recipient: str
     message_type: str
     payload: bytes
+    # When the gateway accepted it, where the transport carried that (for the lag metric).
+    accepted_at: datetime | None = None
 
 
 DeliveryHandler = Callable[[Delivery], Awaitable[None]]

@@ -8,6 +8,7 @@ the inbox's de-duplication absorbs the repeat.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from gateway.storage.base import OutboxItem
@@ -31,22 +32,29 @@ class InProcessTransport:
         self._handler = handler
 
     async def publish(self, items: Sequence[OutboxItem]) -> PublishOutcome:
-        if self._handler is None:
+        """Deliver every item at once rather than one after another: the deliveries then
+        share the database's group commits (``gateway.storage.engine``), where in turn each
+        waited a whole commit cycle behind the intake and delivery fell behind it without
+        limit. Each item's inbox transaction is queued in the items' order, so one
+        recipient's messages keep their order in its inbox."""
+        handler = self._handler
+        if handler is None:
             raise RuntimeError("transport not started")
+        results = await asyncio.gather(
+            *(handler(Delivery(
+                message_id=item.message_id,
+                recipient=item.recipient,
+                message_type=item.message_type,
+                payload=item.payload,
+                accepted_at=item.accepted_at,
+            )) for item in items),
+            return_exceptions=True,
+        )
         confirmed: list[int] = []
         failed: list[tuple[int, str]] = []
-        for item in items:
-            try:
-                await self._handler(
-                    Delivery(
-                        message_id=item.message_id,
-                        recipient=item.recipient,
-                        message_type=item.message_type,
-                        payload=item.payload,
-                    )
-                )
-            except Exception as exc:
-                failed.append((item.outbox_id, f"{type(exc).__name__}: {exc}"))
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append((item.outbox_id, f"{type(result).__name__}: {result}"))
             else:
                 confirmed.append(item.outbox_id)
         return PublishOutcome(tuple(confirmed), tuple(failed))

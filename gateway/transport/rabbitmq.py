@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -39,7 +40,7 @@ from aio_pika.abc import (
 )
 from pamqp.commands import Basic
 
-from gateway.domain.model import DeliveryChannel, Organisation
+from gateway.domain.model import DeliveryChannel, Organisation, isoformat
 from gateway.periodic import cancel
 from gateway.storage.base import OutboxItem
 from gateway.transport.base import (
@@ -55,6 +56,8 @@ from gateway.transport.topology import Topology
 log = structlog.get_logger(__name__)
 
 RECIPIENT_HEADER = "dipgw-recipient"
+# When the gateway accepted the message (RFC 3339), so a consumer can measure its lag.
+ACCEPTED_HEADER = "dipgw-accepted-at"
 # Raised when a channel or connection went away under an operation; all are retryable.
 _CHANNEL_GONE = (
     aiormq.exceptions.ChannelInvalidStateError,
@@ -259,7 +262,8 @@ class RabbitMqTransport:
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             app_id="dipgw",
-            headers={RECIPIENT_HEADER: item.recipient},
+            headers={RECIPIENT_HEADER: item.recipient,
+                     ACCEPTED_HEADER: isoformat(item.accepted_at)},
         )
         confirmation = await exchange.publish(
             message,
@@ -315,7 +319,8 @@ class RabbitMqTransport:
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
-    recipient = (message.headers or {}).get(RECIPIENT_HEADER)
+    headers = message.headers or {}
+    recipient = headers.get(RECIPIENT_HEADER)
     if not message.message_id or not message.type or not isinstance(recipient, str):
         raise ValueError("AMQP message lacks message_id, type or recipient header")
     return Delivery(
@@ -323,7 +328,20 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
         recipient=recipient,
         message_type=message.type,
         payload=message.body,
+        accepted_at=_accepted_at(headers.get(ACCEPTED_HEADER)),
     )
+
+
+def _accepted_at(header: object) -> datetime | None:
+    """The acceptance time a message carries; None for one without it (published before
+    the header existed) or with one that does not parse: it only feeds a metric."""
+    if not isinstance(header, str):
+        return None
+    try:
+        accepted = datetime.fromisoformat(header)
+    except ValueError:
+        return None
+    return accepted if accepted.tzinfo is not None else None
 
 
 def _death_reason(message: AbstractIncomingMessage) -> str:

@@ -79,6 +79,7 @@ async def submit_batch(request: web.Request) -> web.Response:
     principal = principal_of(request)
     access.authorise(principal, access.Action.SEND, principal.org.code)
     documents = batch_items(await read_json(request))
+    services.submissions.admit()
     results = await asyncio.gather(*(
         _submit_item(services, principal, f"/v1/messages/batch#/messages/{index}", document)
         for index, document in enumerate(documents)
@@ -117,7 +118,7 @@ async def _submit_item(
     services: Services, principal: Principal, instance: str, document: Any
 ) -> dict[str, Any]:
     try:
-        receipt = await services.submissions.submit(principal, document)
+        receipt = await services.submissions.submit(principal, document, admitted=True)
     except GatewayError as error:
         status, problem = error_problem(error, instance)
         return {"status": status, "body": problem}
