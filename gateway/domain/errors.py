@@ -108,6 +108,13 @@ class AuthenticationFailed(GatewayError):
     title = "Authentication required"
 
 
+class TokenReplayed(AuthenticationFailed):
+    """The token's ``jti`` was used before (RFC 7519 section 4.1.7): each token is single-use."""
+
+    def __init__(self) -> None:
+        super().__init__("The token has already been used; sign a new one.")
+
+
 class AccessDenied(GatewayError):
     slug = "forbidden"
     title = "Not allowed"

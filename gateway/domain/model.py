@@ -312,6 +312,24 @@ class Principal:
         return f"{self.org.code}/{self.subject}"
 
 
+class TokenUse:
+    """A verified token's single use, still to be recorded (RFC 7519 section 4.1.7): the
+    issuer, its ``jti``, and until when to remember it.
+
+    Recorded by default before the request is handled; a submission records it in the
+    same transaction as the message, and says so in ``recorded``, saving a transaction
+    per message. Whatever the handler did, an unrecorded use is recorded after it, so a
+    token is never left usable (``gateway.http.context``)."""
+
+    __slots__ = ("issuer", "recorded", "remember_until", "token_id")
+
+    def __init__(self, issuer: str, token_id: str, remember_until: datetime) -> None:
+        self.issuer = issuer
+        self.token_id = token_id
+        self.remember_until = remember_until
+        self.recorded = False
+
+
 def canonical_json(document: Any) -> bytes:
     """Deterministic JSON bytes used for content hashes (idempotency)."""
     return json.dumps(

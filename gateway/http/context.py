@@ -7,12 +7,15 @@ import uuid
 import structlog
 from aiohttp import web
 
-from gateway.domain.model import Principal
+from gateway.domain.model import Principal, TokenUse
 from gateway.http.paths import is_console_path
 from gateway.http.problems import Handler
 from gateway.http.services import SERVICES
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+TOKEN_USE = web.RequestKey("token_use", TokenUse)
+# Requests whose handler records the token's use in its own transaction (TOKEN_USE).
+RECORDED_WITH_THE_REQUEST = frozenset({("POST", "/v1/messages")})
 
 # Everything else requires a valid token: deny by default. The web console's paths
 # (gateway.http.paths) authenticate by session instead, in the console's middleware.
@@ -38,15 +41,29 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
 
 @web.middleware
 async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if needs_token(request.path):
-        principal = await request.app[SERVICES].verifier.authenticate(
-            request.headers.get("Authorization")
-        )
-        request[PRINCIPAL] = principal
-        structlog.contextvars.bind_contextvars(
-            org=principal.org.code, roles=sorted(role.value for role in principal.roles)
-        )
-    return await handler(request)
+    """Every request but the public ones needs a valid token, used once (RFC 7519 section
+    4.1.7). The use is recorded before the request is handled, except a message's
+    submission, which records it in the message's own transaction (one transaction fewer
+    per message, and one trip fewer through SQLite's writer). Whatever that handler did,
+    a use it did not record is recorded after it: a refused document burns its token as
+    any request does, and a replayed token is answered 401 whatever its body held."""
+    if not needs_token(request.path):
+        return await handler(request)
+    verifier = request.app[SERVICES].verifier
+    principal, use = verifier.verify(request.headers.get("Authorization"))
+    request[PRINCIPAL] = principal
+    structlog.contextvars.bind_contextvars(
+        org=principal.org.code, roles=sorted(role.value for role in principal.roles)
+    )
+    if (request.method, request.path) not in RECORDED_WITH_THE_REQUEST:
+        await verifier.record(use)
+        return await handler(request)
+    request[TOKEN_USE] = use
+    try:
+        return await handler(request)
+    finally:
+        if not use.recorded:
+            await verifier.record(use)
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -31,8 +31,13 @@ from typing import Any
 import jwt
 
 from gateway import keys
-from gateway.domain.errors import AccessDenied, AuthenticationFailed, ConfigurationError
-from gateway.domain.model import Person, Principal, Role
+from gateway.domain.errors import (
+    AccessDenied,
+    AuthenticationFailed,
+    ConfigurationError,
+    TokenReplayed,
+)
+from gateway.domain.model import Person, Principal, Role, TokenUse
 from gateway.services.directory import Directory, KeyHolder
 from gateway.storage.base import TokenLedger
 
@@ -96,6 +101,24 @@ class TokenVerifier:
         self._keys: dict[str, _RegisteredKey] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
+        """Who is calling, the token's single use recorded (refused if it was used)."""
+        principal, use = self.verify(authorization)
+        await self.record(use)
+        return principal
+
+    async def record(self, use: TokenUse) -> None:
+        """Record the token's use now, in a transaction of its own; ``TokenReplayed`` if it
+        was used before."""
+        if not await self._ledger.claim(
+            use.issuer, use.token_id, use.remember_until, self._clock()
+        ):
+            raise TokenReplayed()
+        use.recorded = True
+
+    def verify(self, authorization: str | None) -> tuple[Principal, TokenUse]:
+        """Who is calling, by a token that checks out in every way but its single use:
+        that is still to be recorded, with ``record`` or in the request's own transaction
+        (``gateway.http.context``)."""
         token = _bearer(authorization)
         header = _header(token)
         # RFC 7515 section 4.1.11: a JWS whose crit names an extension the recipient does
@@ -151,11 +174,7 @@ class TokenVerifier:
         principal = self._principal(holder, claims)
         # Remember the jti for as long as the leeway would still accept the token.
         remember_until = datetime.fromtimestamp(expires, UTC) + self._remember_after_exp
-        if not await self._ledger.claim(
-            holder.org.code, principal.token_id, remember_until, self._clock()
-        ):
-            raise AuthenticationFailed("The token has already been used; sign a new one.")
-        return principal
+        return principal, TokenUse(holder.org.code, principal.token_id, remember_until)
 
     def _key(self, kid: object, alg: str) -> tuple[KeyHolder, _RegisteredKey]:
         """Who holds the key ``kid`` names, and that key parsed for PyJWT: parsed when

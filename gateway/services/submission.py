@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.domain.errors import GatewayError, InvalidMessage, PolicyRefused, Violation
-from gateway.domain.model import Decision, Envelope, MessageType, Organisation, Principal
+from gateway.domain.model import (
+    Decision,
+    Envelope,
+    MessageType,
+    Organisation,
+    Principal,
+    TokenUse,
+)
 from gateway.domain.timescales import breaches
 from gateway.metrics import Metrics, message_type_label
 from gateway.pipeline import access
@@ -134,12 +141,18 @@ class SubmissionService:
         self._admission()
 
     async def submit(
-        self, principal: Principal, document: Any, *, admitted: bool = False
+        self,
+        principal: Principal,
+        document: Any,
+        *,
+        admitted: bool = False,
+        token_use: TokenUse | None = None,
     ) -> Receipt:
         """Assess and store one message; each new one is counted accepted or refused by
         its type (``gateway.metrics``), an identical resubmission not again. Unless the
         caller ``admitted`` it already (a batch's items), it waits while delivery is
-        behind."""
+        behind. The request's ``token_use``, if the caller has not recorded it, is recorded
+        with the message, in its transaction."""
         try:
             if not admitted:
                 self.admit()
@@ -168,10 +181,13 @@ class SubmissionService:
             deliveries=deliveries,
             received_at=self._clock(),
             submitted_by=principal.actor,
+            token_use=token_use,
         )
         receipt = await self._messages.accept(
             submission, acceptance_event(submission), self._audit
         )
+        if token_use is not None:
+            token_use.recorded = True
         receipt = replace(receipt, timescale_breaches=tuple(
             breaches(envelope.document, self._directory.by_code())))
         permitted = any(decision.permitted for _, decision in receipt.decisions)

@@ -20,6 +20,7 @@ from gateway.domain.model import (
     Organisation,
     Person,
     StatusEvent,
+    TokenUse,
     isoformat,
 )
 from gateway.domain.timescales import Breach
@@ -56,6 +57,10 @@ class Submission:
     deliveries: tuple[PlannedDelivery, ...]
     received_at: datetime
     submitted_by: str
+    # The request's token, its single use recorded in the same transaction (refused
+    # with TokenReplayed, storing nothing, if it was used before); None when the request
+    # recorded it already.
+    token_use: TokenUse | None = None
 
     @property
     def permitted(self) -> bool:
@@ -665,7 +670,8 @@ class MessageRepository(ABC):
         self, submission: Submission, event: AuditEvent, audit: AuditLog
     ) -> Receipt:
         """Store message, status, outbox rows and the service's audit ``event`` in one
-        transaction (the event is appended only when the message is new).
+        transaction (the event is appended only when the message is new), with the
+        submission's ``token_use`` first.
 
         Returns the original receipt for an identical resubmission and raises
         ``IdempotencyConflict`` when the id was used for different content.

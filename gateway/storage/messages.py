@@ -53,7 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from gateway.domain.errors import IdempotencyConflict
+from gateway.domain.errors import IdempotencyConflict, TokenReplayed
 from gateway.domain.model import Consent, Decision, MessageStatus, StatusEvent
 from gateway.pipeline.audit import AuditEvent, AuditLog
 from gateway.pipeline.consent import SubjectKeys
@@ -79,6 +79,7 @@ from gateway.storage.rows import (
     json_text,
 )
 from gateway.storage.schema import deliveries, inbox, messages, outbox, status_events
+from gateway.storage.tokens import record_token_use
 
 # How long a claimed outbox row stays with the process that claimed it. The relay holds a
 # batch for one publish, which the RabbitMQ transport bounds at 15 s
@@ -158,7 +159,13 @@ class MessageStore(DeliveryStore, MessageRepository):
         keys = SubjectKeys.of(envelope.document["subject"])
         document_text = envelope.canonical.decode("utf-8")
 
+        token_use = submission.token_use
+
         def write(conn: Connection) -> Receipt:
+            if token_use is not None and not record_token_use(
+                conn, token_use.issuer, token_use.token_id, token_use.remember_until, at
+            ):
+                raise TokenReplayed()
             # On PostgreSQL a concurrent insert of the same id ends this one with SQLSTATE
             # 40001, which PostgresDatabase retries; the retry then finds the stored row
             # and answers as a replay.

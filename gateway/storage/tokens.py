@@ -29,9 +29,15 @@ class TokenStore(TokenLedger):
         self._db = db
 
     async def claim(self, issuer: str, token_id: str, expires_at: datetime, now: datetime) -> bool:
-        def write(conn: Connection) -> bool:
-            _EXPIRED.execute(conn, {"now": now})
-            row = {"issuer": issuer, "jti": token_id, "expires_at": expires_at}
-            return insert_ignoring_duplicates(conn, token_uses, row) == 1
+        return await self._db.transaction(
+            lambda conn: record_token_use(conn, issuer, token_id, expires_at, now))
 
-        return await self._db.transaction(write)
+
+def record_token_use(
+    conn: Connection, issuer: str, token_id: str, expires_at: datetime, now: datetime
+) -> bool:
+    """Record one use of a token inside the caller's transaction (a claim's own, or a
+    submission's); False when it was used before. Expired uses are dropped on the way."""
+    _EXPIRED.execute(conn, {"now": now})
+    row = {"issuer": issuer, "jti": token_id, "expires_at": expires_at}
+    return insert_ignoring_duplicates(conn, token_uses, row) == 1

@@ -28,7 +28,7 @@ from gateway.domain.model import (
 from gateway.domain.timescales import breaches
 from gateway.http.body import read_json
 from gateway.http.consultation import consulted
-from gateway.http.context import principal_of
+from gateway.http.context import TOKEN_USE, principal_of
 from gateway.http.decide_actions import assess_and_log
 from gateway.http.problems import error_problem, internal_problem
 from gateway.http.services import SERVICES, Services
@@ -46,7 +46,8 @@ async def submit_message(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     principal = principal_of(request)
     document = await read_json(request)
-    receipt = await services.submissions.submit(principal, document)
+    receipt = await services.submissions.submit(
+        principal, document, token_use=request[TOKEN_USE])
     _log_receipt(receipt, document)
     headers = {"Location": f"/v1/messages/{receipt.message_id}"}
     if receipt.replayed:
