@@ -1,5 +1,9 @@
 """Throughput and latency of the whole gateway against the raw broker path, in one run.
 
+Superseded by bench/cost_per_message.py, which measures every figure of the cost-per-message
+issue beside its baseline (it imports ``raw_broker`` from here); kept for
+bench/against_revision.py's comparisons with earlier revisions.
+
 (a) baseline: aio-pika publishing the same RA1 payloads with publisher confirms to a
     quorum queue, hundreds in flight, and a consumer acking them;
 (b) gateway: concurrent HTTP clients submitting valid RA1 notices, each with a fresh

@@ -74,7 +74,7 @@ def gateway(data_dir: Path) -> Iterator[tuple[str, int]]:
 
 
 def adapter_run(rows: int, text: str, work: Path,
-                args: argparse.Namespace) -> tuple[float, float]:
+                batch_size: int, concurrency: int) -> tuple[float, float]:
     """Rows/s, and the gateway's CPU per row in microseconds while the adapter ran."""
     data_dir = work / "adapter-gateway"
     listing = work / "results.csv"
@@ -85,8 +85,8 @@ def adapter_run(rows: int, text: str, work: Path,
         started = time.perf_counter()
         done = subprocess.run(  # noqa: S603 - the adapter this repository ships
             [sys.executable, "-m", "adapters.court_results", str(listing), "--org", COURT,
-             "--url", url, "--key-file", str(key), "--batch-size", str(args.batch_size),
-             "--concurrency", str(args.concurrency)],
+             "--url", url, "--key-file", str(key), "--batch-size", str(batch_size),
+             "--concurrency", str(concurrency)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
         )
         elapsed = time.perf_counter() - started
@@ -121,6 +121,18 @@ def baseline_run(text: str, work: Path, clients: int) -> float:
             return runner.run(one_by_one(url, credentials, text, clients))
 
 
+def measure(rows: int, batch_size: int = 250, concurrency: int = 4,
+            clients: int = 16) -> tuple[float, float, float]:
+    """Both sides on a fresh N-row list, each on its own fresh gateway: the adapter's
+    rows/s end to end, the gateway's CPU microseconds per row while it ran, and the
+    one-by-one baseline's rows/s (what bench/cost_per_message.py imports)."""
+    text = court_list(rows, invalid_every=0).text
+    with tempfile.TemporaryDirectory(prefix="dipgw-bench-") as work:
+        adapter, cpu_per_row = adapter_run(rows, text, Path(work), batch_size, concurrency)
+        baseline = baseline_run(text, Path(work), clients)
+    return adapter, cpu_per_row, baseline
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,10 +142,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16,
                         help="baseline requests in flight (default 16)")
     args = parser.parse_args()
-    text = court_list(args.rows, invalid_every=0).text
-    with tempfile.TemporaryDirectory(prefix="dipgw-bench-") as work:
-        adapter, cpu_per_row = adapter_run(args.rows, text, Path(work), args)
-        baseline = baseline_run(text, Path(work), args.clients)
+    adapter, cpu_per_row, baseline = measure(
+        args.rows, args.batch_size, args.concurrency, args.clients)
     print(f"rows: {args.rows:,} on {os.cpu_count()} CPUs")
     print(f"(a) adapter, POST /v1/messages/batch (batch {args.batch_size}, "
           f"{args.concurrency} in flight), end to end: {adapter:,.0f} rows/s; "
