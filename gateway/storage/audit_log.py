@@ -76,7 +76,8 @@ class AuditLogStore(AuditRepository):
         return index
 
     async def record(self, event: AuditEvent) -> int:
-        return await self._db.transaction(lambda conn: self.append(conn, event))
+        # Ahead of intake: mostly consultations, logged before a read is answered.
+        return await self._db.transaction(lambda conn: self.append(conn, event), onward=True)
 
     async def size(self) -> int:
         return await self._db.transaction(

@@ -151,7 +151,8 @@ class DeliveryStore:
         notice_to: str | None = None,
     ) -> bool:
         return await self._db.transaction(
-            lambda conn: deliver(conn, message_id, recipient, at, audit, detail, notice_to)
+            lambda conn: deliver(conn, message_id, recipient, at, audit, detail, notice_to),
+            onward=True,
         )
 
     async def deliver_all(
@@ -160,7 +161,7 @@ class DeliveryStore:
         return await self._db.transaction(lambda conn: [
             deliver(conn, d.message_id, d.recipient, d.at, audit, d.detail, d.notice_to)
             for d in deliveries
-        ])
+        ], onward=True)
 
     async def hold_for_push(
         self, message_id: str, recipient: str, channel: str, target: str, at: datetime
@@ -175,7 +176,7 @@ class DeliveryStore:
                 conn, message_id, recipient, channel, DispatchPurpose.DELIVERY, target, at
             )
 
-        return await self._db.transaction(write)
+        return await self._db.transaction(write, onward=True)
 
     async def due_dispatches(self, now: datetime, limit: int) -> list[Dispatch]:
         """Claim up to ``limit`` due pushes for this process, oldest due first.

@@ -105,8 +105,14 @@ class Database(Protocol):
         """Have ``observer`` told of each commit from now on (``gateway.metrics``)."""
         ...
 
-    async def transaction(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` atomically; return its result once its effects are committed."""
+    async def transaction(self, fn: Callable[[Connection], T], *, onward: bool = False) -> T:
+        """Run ``fn`` atomically; return its result once its effects are committed.
+
+        ``onward``: ``fn`` moves accepted messages on (the relay's claims and marks, a
+        delivery, reading an inbox), and where transactions queue for one writer
+        (SQLite) it goes ahead of those waiting that are not, new intake among them. A
+        delivery then waits for one commit, not for every submission queued before it,
+        and delivery keeps up with intake while intake's own wait grows instead."""
         ...
 
 
@@ -214,6 +220,7 @@ class SqliteDatabase:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self._queue: deque[_Operation[Any]] = deque()
+        self._onward: deque[_Operation[Any]] = deque()  # served first (``transaction``)
         self._draining = False
 
     async def open(self) -> None:
@@ -247,11 +254,11 @@ class SqliteDatabase:
     def observe_commits(self, observer: CommitObserver) -> None:
         self._on_commit = observer
 
-    async def transaction(self, fn: Callable[[Connection], T]) -> T:
+    async def transaction(self, fn: Callable[[Connection], T], *, onward: bool = False) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
-            self._queue.append(_Operation(fn, future, loop))
+            (self._onward if onward else self._queue).append(_Operation(fn, future, loop))
             start = not self._draining
             self._draining = True
         if start:
@@ -261,9 +268,10 @@ class SqliteDatabase:
     def _drain(self) -> None:
         while True:
             with self._lock:
-                batch = [
-                    self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))
-                ]
+                batch = [self._onward.popleft()
+                         for _ in range(min(self._max_batch, len(self._onward)))]
+                batch += [self._queue.popleft()
+                          for _ in range(min(self._max_batch - len(batch), len(self._queue)))]
                 if not batch:
                     self._draining = False
                     return
@@ -369,7 +377,8 @@ class PostgresDatabase:
     def observe_commits(self, observer: CommitObserver) -> None:
         self._on_commit = observer
 
-    async def transaction(self, fn: Callable[[Connection], T]) -> T:
+    async def transaction(self, fn: Callable[[Connection], T], *, onward: bool = False) -> T:
+        # Each transaction has a pooled connection of its own: none waits in a queue.
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn)
 
     def _run(self, fn: Callable[[Connection], T]) -> T:

@@ -300,14 +300,14 @@ class MessageStore(DeliveryStore, MessageRepository):
                 for oid, mid, recipient, mtype, payload, attempts, created in rows
             ]
 
-        return await self._db.transaction(claim)
+        return await self._db.transaction(claim, onward=True)
 
     async def mark_published(self, outbox_ids: Sequence[int], at: datetime) -> None:
         def write(conn: Connection) -> None:
             for outbox_id in outbox_ids:
                 _PUBLISHED.execute(conn, {"outbox_id": outbox_id, "at": at})
 
-        await self._db.transaction(write)
+        await self._db.transaction(write, onward=True)
 
     async def defer_outbox(self, outbox_ids: Sequence[int], until: datetime, error: str) -> None:
         def write(conn: Connection) -> None:
@@ -323,7 +323,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                 )
             )
 
-        await self._db.transaction(write)
+        await self._db.transaction(write, onward=True)
 
     async def inbox(self, recipient: str, limit: int, after_seq: int = 0) -> list[InboxItem]:
         def read(conn: Connection) -> list[InboxItem]:
@@ -331,7 +331,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                 conn, {"recipient": recipient, "after_seq": after_seq, "limit": limit})
             return [_inbox_item(row) for row in rows]
 
-        return await self._db.transaction(read)
+        return await self._db.transaction(read, onward=True)
 
     async def inbox_history(
         self, recipient: str, where: InboxFilter, limit: int, *, newest_first: bool = False

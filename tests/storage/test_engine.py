@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -98,6 +99,35 @@ async def test_sqlite_commits_concurrent_functions_in_groups(tmp_path: Path) -> 
     assert indices == list(range(199))
     assert sorted(r for r in results if isinstance(r, int)) == indices
     assert len(commits) < 200 / 4, "concurrent functions should share COMMITs"
+
+
+async def test_sqlite_runs_onward_work_ahead_of_new_intake(tmp_path: Path) -> None:
+    """What moves accepted messages on (a delivery, the relay) is not queued behind every
+    submission waiting for the writer: otherwise delivery falls behind intake."""
+    db = SqliteDatabase(tmp_path / "dipgw.sqlite3")
+    await db.open()
+    ran: list[str] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def step(name: str) -> Callable[[Connection], None]:
+        def fn(_conn: Connection) -> None:
+            ran.append(name)
+            if name == "first":
+                busy.set()
+                release.wait(5)
+        return fn
+
+    try:
+        first = asyncio.create_task(db.transaction(step("first")))
+        await asyncio.get_running_loop().run_in_executor(None, busy.wait, 5)
+        waiting = [asyncio.create_task(db.transaction(step(name), onward=name == "onward"))
+                   for name in ("intake 1", "intake 2", "onward", "intake 3")]
+        await asyncio.sleep(0.05)  # all four queued behind the first
+        release.set()
+        await asyncio.gather(first, *waiting)
+    finally:
+        await db.close()
+    assert ran == ["first", "onward", "intake 1", "intake 2", "intake 3"]
 
 
 async def test_sqlite_returns_only_once_durable(sqlite_db: SqliteDatabase, tmp_path: Path) -> None:
