@@ -38,7 +38,7 @@ class Settings:
     # Intake pauses (503 with Retry-After) while delivery is this far behind
     # (gateway.services.backpressure), and is read this often.
     delivery_backlog_limit: int = 2000
-    delivery_lag_limit_s: float = 0.5
+    delivery_lag_limit_s: float = 1.0
     backlog_check_s: float = 0.25
     amqp_prefix: str = "dipgw"
     amqp_prefetch: int = 200

@@ -51,7 +51,7 @@ _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 # on PostgreSQL always 1 (a transaction per operation).
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 # From acceptance to the recipient's inbox: milliseconds when delivery keeps up; intake
-# pauses at DIPGW_DELIVERY_LAG_LIMIT_SECONDS (0.5 s by default), so the top buckets are
+# pauses at DIPGW_DELIVERY_LAG_LIMIT_SECONDS (1 s by default), so the top buckets are
 # for an incident.
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SHARED = "read from the database at scrape time, so every gateway process on the same "\

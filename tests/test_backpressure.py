@@ -97,7 +97,7 @@ async def test_intake_waits_while_delivery_is_behind_and_resumes_when_it_catches
     client = await app_with(aiohttp_client, settings, transport, clock)
     first = fresh()
     assert (await agency(client, settings, SENDER).send(first)).status == 202
-    # The first share has waited, untried, longer than the lag bound (0.5 s).
+    # The first share has waited, untried, longer than the lag bound (1 s).
     clock.now += timedelta(seconds=2)
 
     await until(lambda: refused_as_overloaded(client, settings))
