@@ -224,7 +224,7 @@ def create_app(
                     clock=clock,
                 ),
                 submissions=SubmissionService(
-                    schemas, directory_, policy, message_store, audit_log, relay.wake,
+                    schemas, directory_, policy, message_store, audit_log, relay.hand,
                     metrics, clock, admission=pressure.admit,
                 ),
                 policy=policy,

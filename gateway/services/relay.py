@@ -2,6 +2,11 @@
 
 A row is marked published only after ``Transport.publish`` returns, that is after the
 transport confirmed it durably. Anything that fails is retried later; nothing is dropped.
+
+Rows this process has just committed are handed over in memory (``hand``), so the relay
+publishes them without reading them back; the database stays the truth: a row handed over
+and lost with its process (a crash) is claimed from the outbox again, once its lease
+(PostgreSQL) has run out, by whichever relay runs next.
 """
 
 from __future__ import annotations
@@ -45,23 +50,50 @@ class OutboxRelay(DrainLoop):
         self._transport = transport
         self._batch_size = batch_size
         self._clock = clock
+        self._handed: list[OutboxItem] = []
+        # Handed over and not yet settled: a claim from the outbox passes over them.
+        self._in_hand: set[int] = set()
         super().__init__("outbox-relay", idle_wait_s)
 
+    def hand(self, items: Sequence[OutboxItem]) -> None:
+        """Rows just committed by this process (``Receipt.outbox``), to publish next."""
+        self._handed.extend(items)
+        self._in_hand.update(item.outbox_id for item in items)
+        self.wake()
+
     async def drain_once(self) -> int:
-        """Publish one batch of due rows; returns how many the transport confirmed."""
+        """Publish one batch: the rows handed over first, else due rows claimed from the
+        outbox; returns how many the transport confirmed."""
         if self._transport.state is not TransportState.READY:
             return 0
-        items = await self._messages.pending_outbox(self._batch_size, self._clock())
+        handed = self._handed[:self._batch_size]
+        del self._handed[:self._batch_size]
+        items = handed or [
+            item for item in await self._messages.pending_outbox(self._batch_size, self._clock())
+            if item.outbox_id not in self._in_hand
+        ]
         if not items:
             return 0
+        kept = False
         try:
-            outcome = await self._transport.publish(items)
-        except TransportUnavailable:
-            return 0
-        except Exception as exc:
-            outcome = PublishOutcome(
-                (), tuple((item.outbox_id, f"{type(exc).__name__}: {exc}") for item in items)
-            )
+            try:
+                outcome = await self._transport.publish(items)
+            except TransportUnavailable:
+                # Kept in hand for when the transport is back (on PostgreSQL they are
+                # leased to this process, so the outbox would not give them back yet).
+                self._handed[:0] = handed
+                kept = bool(handed)
+                return 0
+            except Exception as exc:
+                outcome = PublishOutcome(
+                    (), tuple((item.outbox_id, f"{type(exc).__name__}: {exc}") for item in items)
+                )
+            return await self._settle(items, outcome)
+        finally:
+            if not kept:
+                self._in_hand.difference_update(item.outbox_id for item in items)
+
+    async def _settle(self, items: list[OutboxItem], outcome: PublishOutcome) -> int:
         if outcome.confirmed:
             if self._on_confirmed is not None:
                 confirmed = set(outcome.confirmed)

@@ -8,7 +8,7 @@ status, the audit entry and the outbox rows. Transport picks it up from the outb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,13 @@ from gateway.pipeline.routing import resolve_recipients
 from gateway.pipeline.validation import SchemaSet
 from gateway.services.directory import Directory
 from gateway.services.policy import PolicyService
-from gateway.storage.base import MessageRepository, PlannedDelivery, Receipt, Submission
+from gateway.storage.base import (
+    MessageRepository,
+    OutboxItem,
+    PlannedDelivery,
+    Receipt,
+    Submission,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +62,7 @@ class SubmissionService:
         policy: PolicyService,
         messages: MessageRepository,
         audit: AuditLog,
-        on_accepted: Callable[[], None],
+        on_accepted: Callable[[Sequence[OutboxItem]], None],
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         admission: Callable[[], None] = lambda: None,
@@ -196,7 +202,7 @@ class SubmissionService:
         elif not receipt.replayed:
             self._metrics.count_refused(envelope.type.value, PolicyRefused.slug)
         if permitted:
-            self._on_accepted()
+            self._on_accepted(receipt.outbox)
         else:
             raise PolicyRefused(
                 "The sharing policy permits this message for none of its recipients.",

@@ -117,6 +117,7 @@ _DELIVERY = HotStatement(insert(deliveries).values(_columns(
 )))
 _OUTBOX = HotStatement(
     insert(outbox).values(_columns("message_id", "recipient", "created_at", "next_attempt_at"))
+    .returning(outbox.c.id)
 )
 _PUBLISHED = HotStatement(
     update(outbox).where(outbox.c.id == bindparam("outbox_id")).values(
@@ -199,23 +200,38 @@ class MessageStore(DeliveryStore, MessageRepository):
                 conn, {"stored_id": envelope.message_id, "audit_index": audit_index})
             record_status(conn, envelope.message_id, None,
                     MessageStatus.ACCEPTED if permitted else MessageStatus.REFUSED, at)
+            # Where one process owns the database (SQLite: no lease is needed), its relay
+            # gets the outbox rows in memory (``Receipt.outbox``). On PostgreSQL every
+            # process's relay is woken to claim them, with a lease, as before: handing
+            # them over would need a lease from the start, which would hold a crashed
+            # process's rows back from the others for the lease's length.
+            hand_over = claim_lease(conn, OUTBOX_LEASE) is None
+            handed: list[OutboxItem] = []
             for position, delivery in enumerate(submission.deliveries):
+                payload_text = _payload_text(delivery, document_text)
                 _DELIVERY.execute(conn, {
                     "message_id": envelope.message_id,
                     "recipient": delivery.recipient,
                     "position": position,
                     "permitted": delivery.permitted,
                     "decision_json": _decision_to_json(delivery.decision),
-                    "payload_json": _payload_text(delivery, document_text),
+                    "payload_json": payload_text,
                     "consent_based": delivery.decision.consent is not Consent.NOT_REQUIRED,
                     "resolved_by": delivery.resolved_by,
                     "consent_record": delivery.decision.consent_record,
                 })
-                if delivery.permitted:
-                    _OUTBOX.execute(conn, {
+                if payload_text is not None:  # permitted
+                    (outbox_id,), = _OUTBOX.execute(conn, {
                         "message_id": envelope.message_id, "recipient": delivery.recipient,
                         "created_at": at, "next_attempt_at": at,
-                    })
+                    }).fetchall()
+                    if hand_over:
+                        handed.append(OutboxItem(
+                            outbox_id=outbox_id, message_id=envelope.message_id,
+                            recipient=delivery.recipient, message_type=envelope.type.value,
+                            payload=payload_text.encode("utf-8"),
+                            attempts=0, accepted_at=at,
+                        ))
                 elif permitted:
                     record_status(conn, envelope.message_id, delivery.recipient,
                             MessageStatus.REFUSED, at,
@@ -228,6 +244,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                 audit_index=audit_index,
                 resolved_by={d.recipient: d.resolved_by
                              for d in submission.deliveries if d.resolved_by},
+                outbox=tuple(handed),
             )
 
         return await self._db.transaction(write)
