@@ -19,6 +19,14 @@ garbage-collected. Until the first connection succeeds the gateway keeps accepti
 the outbox and retries in the background. A message prefetched before a reconnect cannot
 be acked afterwards: the ack failure is ignored, the broker redelivers it, and the inbox's
 de-duplication absorbs the copy.
+
+Acknowledging: a handled message is not acked at once. Per consuming channel, a flusher
+task acks, right after the current burst of callbacks, the highest delivery tag below
+which every delivery on that channel is settled, in one ``basic.ack`` with ``multiple``.
+A failed delivery is nacked on its own first; only once its nack is sent does it count as
+settled, so a later multiple ack never covers a message that was not handled. Handled
+messages waiting behind one whose handler is still running are acked individually after
+a short stall, so a slow handler does not hold the prefetch window.
 """
 
 from __future__ import annotations
@@ -68,6 +76,127 @@ _CHANNEL_GONE = (
 )
 
 
+_PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
+# How long handled deliveries wait behind a still-running handler on the same channel
+# before they are acked one by one instead of in one multiple ack.
+_ACK_STALL_S = 0.02
+
+
+class _ChannelAcks:
+    """Batched acknowledgement of one channel's deliveries (delivery tags are per channel
+    and increase from 1; aiormq starts the callbacks in delivery order).
+
+    ``floor``: every tag up to it is settled. Above it, a tag is in flight (its handler
+    runs), done (handled, not yet acked) or settled (acked individually, or nacked). One
+    flusher task at a time sends the acks, so they reach the broker in order.
+    """
+
+    __slots__ = (
+        "channel",
+        "closing",
+        "done",
+        "floor",
+        "flusher",
+        "in_flight",
+        "settled",
+        "wake",
+    )
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.floor = 0
+        self.in_flight: set[int] = set()
+        self.done: set[int] = set()
+        self.settled: set[int] = set()
+        self.flusher: asyncio.Task[None] | None = None
+        self.wake = asyncio.Event()
+        self.closing = False
+
+    def finished(self, tag: int) -> None:
+        """The handler of ``tag`` returned: ack it soon."""
+        self.in_flight.discard(tag)
+        self.done.add(tag)
+        self._poke()
+
+    def rejected(self, tag: int) -> None:
+        """``tag`` was nacked (the nack already sent): later multiple acks may pass it."""
+        self.in_flight.discard(tag)
+        self.settled.add(tag)
+        self._poke()
+
+    def _poke(self) -> None:
+        self.wake.set()
+        if self.flusher is None:
+            self.flusher = asyncio.get_running_loop().create_task(
+                self._flush(), name="amqp-ack")
+
+    def _take(self, force: bool) -> tuple[int | None, list[int], int | None]:
+        """What to settle now: the highest handled tag of the settled run above ``floor``
+        (for one multiple ack); handled tags beyond a still-running handler, to ack one by
+        one when forced; and the tag ending the run if no callback has it although a later
+        one finished (callbacks start in delivery order, so aiormq dropped it, as it does
+        a delivery racing a consumer cancel, or its handler was cancelled): it is nacked,
+        to be delivered again, and never covered by a multiple ack while unsettled."""
+        top: int | None = None
+        tag = self.floor + 1
+        while True:
+            if tag in self.done:
+                self.done.remove(tag)
+                top = tag
+            elif tag in self.settled:
+                self.settled.remove(tag)
+            else:
+                break
+            tag += 1
+        self.floor = tag - 1
+        singles: list[int] = []
+        if self.done and tag not in self.in_flight and not self.closing:
+            return top, singles, tag
+        if self.done and (force or self.closing):
+            singles = sorted(self.done)
+            self.done.clear()
+            self.settled.update(singles)
+        return top, singles, None
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        blocked_since: float | None = None
+        try:
+            while True:
+                await asyncio.sleep(0)  # let the current burst of callbacks finish
+                self.wake.clear()
+                force = blocked_since is not None and (
+                    loop.time() - blocked_since >= _ACK_STALL_S)
+                top, singles, dropped = self._take(force)
+                if dropped is not None:
+                    if top is not None:
+                        await self.channel.basic_ack(top, multiple=True)
+                    await self.channel.basic_nack(dropped, requeue=True)
+                    self.settled.add(dropped)
+                    continue
+                if top is None and not singles:
+                    if not self.done:
+                        return
+                    # Handled tags wait behind a handler still running.
+                    if blocked_since is None:
+                        blocked_since = loop.time()
+                    remaining = _ACK_STALL_S - (loop.time() - blocked_since)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), max(remaining, 0.0))
+                    continue
+                blocked_since = None
+                if top is not None:
+                    await self.channel.basic_ack(top, multiple=True)
+                for tag in singles:
+                    await self.channel.basic_ack(tag)
+        except _CHANNEL_GONE:
+            # The broker requeues what this channel had unacked; the inbox de-duplicates.
+            log.info("amqp_ack_after_channel_loss_ignored")
+            self.done.clear()
+        finally:
+            self.flusher = None
+
+
 class RabbitMqTransport:
     name = "rabbitmq"
 
@@ -98,6 +227,7 @@ class RabbitMqTransport:
         # One follow at a time: two overlapping ones could both start the same consumer.
         self._following = asyncio.Lock()
         self._consumers: dict[str, str] = {}
+        self._acks: dict[int, _ChannelAcks] = {}
         self._connected = False
         self._closing = False
         self._connector: asyncio.Task[None] | None = None
@@ -239,11 +369,13 @@ class RabbitMqTransport:
         self._connected = True
 
     async def publish(self, items: Sequence[OutboxItem]) -> PublishOutcome:
-        exchange = self._exchange
-        if exchange is None or self.state is not TransportState.READY:
+        exchange, channel = self._exchange, self._publish_channel
+        if exchange is None or channel is None or self.state is not TransportState.READY:
             raise TransportUnavailable("the broker is not connected")
+        name = exchange.name
         results = await asyncio.gather(
-            *(self._publish_one(exchange, item) for item in items), return_exceptions=True
+            *(self._publish_one(channel, name, item) for item in items),
+            return_exceptions=True,
         )
         confirmed: list[int] = []
         failed: list[tuple[int, str]] = []
@@ -254,27 +386,64 @@ class RabbitMqTransport:
                 confirmed.append(item.outbox_id)
         return PublishOutcome(tuple(confirmed), tuple(failed))
 
-    async def _publish_one(self, exchange: AbstractRobustExchange, item: OutboxItem) -> None:
-        message = aio_pika.Message(
-            body=item.payload,
-            message_id=item.message_id,
-            type=item.message_type,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            app_id="dipgw",
-            headers={RECIPIENT_HEADER: item.recipient,
-                     ACCEPTED_HEADER: isoformat(item.accepted_at)},
-        )
-        confirmation = await exchange.publish(
-            message,
+    async def _publish_one(
+        self, channel: AbstractRobustChannel, exchange: str, item: OutboxItem
+    ) -> None:
+        # What Exchange.publish does, without an aio_pika.Message per item: its
+        # constructor and properties cost several times building the frame's properties.
+        if channel.is_closed:  # as Exchange.publish: fail now, not wait for a reconnection
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        underlay = await channel.get_underlay_channel()
+        confirmation = await underlay.basic_publish(
+            item.payload,
+            exchange=exchange,
             routing_key=self._topology.routing_key(item.recipient, item.message_type),
+            properties=Basic.Properties(
+                content_type="application/json",
+                delivery_mode=_PERSISTENT,
+                app_id="dipgw",
+                message_id=item.message_id,
+                message_type=item.message_type,
+                headers={RECIPIENT_HEADER: item.recipient,
+                         ACCEPTED_HEADER: isoformat(item.accepted_at)},
+            ),
             mandatory=True,
             timeout=self._publish_timeout_s,
         )
         if not isinstance(confirmation, Basic.Ack):
             raise RuntimeError(f"broker answered {type(confirmation).__name__}, not Basic.Ack")
 
+    def _channel_acks(self, message: AbstractIncomingMessage) -> _ChannelAcks | None:
+        """The ack batch of the message's channel, with the message marked in flight; None
+        if the channel is already closed (the broker redelivers the message)."""
+        try:
+            channel = message.channel
+        except _CHANNEL_GONE:
+            return None
+        acks = self._acks.get(id(channel))
+        if acks is None or acks.channel is not channel:
+            # A new channel (first delivery, or after a reconnection): drop closed ones.
+            for key, old in list(self._acks.items()):
+                if old.channel.is_closed and old.flusher is None:
+                    del self._acks[key]
+            acks = self._acks[id(channel)] = _ChannelAcks(channel)
+        acks.in_flight.add(_tag(message))
+        return acks
+
+    async def _finish(
+        self, message: AbstractIncomingMessage, acks: _ChannelAcks | None, ok: bool
+    ) -> None:
+        tag = _tag(message)
+        if ok:
+            if acks is not None:
+                acks.finished(tag)
+            return
+        await _settle(message.nack(requeue=True), message)
+        if acks is not None:
+            acks.rejected(tag)
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        acks = self._channel_acks(message)
         handler = self._handler
         try:
             if handler is None:
@@ -286,11 +455,15 @@ class RabbitMqTransport:
                 message_id=message.message_id,
                 error=type(exc).__name__,
             )
-            await _settle(message.nack(requeue=True), message)
+            await self._finish(message, acks, ok=False)
             return
-        await _settle(message.ack(), message)
+        except BaseException:
+            _abandoned(message, acks)
+            raise
+        await self._finish(message, acks, ok=True)
 
     async def _on_dead_lettered(self, message: AbstractIncomingMessage) -> None:
+        acks = self._channel_acks(message)
         handler = self._on_dead_letter
         try:
             if handler is None:
@@ -304,18 +477,48 @@ class RabbitMqTransport:
             )
             # Not hot-looping on a dead letter we cannot record; it stays queued.
             await asyncio.sleep(1.0)
-            await _settle(message.nack(requeue=True), message)
+            await self._finish(message, acks, ok=False)
             return
-        await _settle(message.ack(), message)
+        except BaseException:
+            _abandoned(message, acks)
+            raise
+        await self._finish(message, acks, ok=True)
 
     async def close(self) -> None:
         self._closing = True
         await cancel(self._connector)
+        await self._flush_acks()
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
         self._handler = None
         self._on_dead_letter = None
+
+
+    async def _flush_acks(self) -> None:
+        """Send the acks still batched (best effort: unacked messages come again)."""
+        flushers = []
+        for acks in self._acks.values():
+            acks.closing = True
+            acks.wake.set()
+            if acks.flusher is not None:
+                flushers.append(acks.flusher)
+        if flushers:
+            await asyncio.wait(flushers, timeout=2.0)
+
+
+def _abandoned(message: AbstractIncomingMessage, acks: _ChannelAcks | None) -> None:
+    """A handler was cancelled: its tag is a gap no multiple ack passes until the flusher
+    has nacked it (the broker delivers the message again)."""
+    if acks is not None:
+        acks.in_flight.discard(_tag(message))
+
+
+def _tag(message: AbstractIncomingMessage) -> int:
+    tag = message.delivery_tag
+    if tag is None:
+        raise ValueError("a consumed AMQP message without a delivery tag")
+    return tag
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
