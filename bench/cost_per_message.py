@@ -41,7 +41,7 @@ times after three untimed: submit, see it as the recipient, acknowledge it with
 ``POST /v1/inbox/{id}/ack``; p50 of the time from before the submission to the ack's
 answer. Seen by polling (``GET /v1/inbox`` again and again until it is listed) or on the
 stream; embedded and RabbitMQ; gateway.client.GatewayClient (a fresh token per request,
-as an agency's system does). Baseline: the NHS MESH sandbox (tests/mesh_support.py) in
+as an agency's system sends, signed before the timed window). Baseline: the NHS MESH sandbox (tests/mesh_support.py) in
 the same round: mesh_client sends from one mailbox, the recipient lists its inbox until
 the message is there, downloads and acknowledges it. Targets: SSE at most 0.5x MESH,
 polling at most 0.75x.
@@ -537,11 +537,28 @@ async def section_load(args: argparse.Namespace, work: Path, results: Results) -
     results.add("rate_raw", loads["rabbitmq"].per_s, raw.accepted_per_s)
 
 
+class Minted:
+    """Credentials whose tokens were signed before the timed window, as the issue asks:
+    what is timed is the gateway's work, not the bench signing. Signs more on demand if
+    a mode needs more than were minted (polling asks an unknown number of times)."""
+
+    def __init__(self, credentials: Credentials, count: int) -> None:
+        self._credentials = credentials
+        self._tokens = [credentials.token() for _ in range(count)]
+
+    def token(self) -> str:
+        return self._tokens.pop() if self._tokens else self._credentials.token()
+
+
 async def gateway_round_trips(server: Server, samples: int) -> dict[str, float]:
     """p50 ms of submit, see, acknowledge: by polling, then on the stream."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        sender = GatewayClient(server.base, server.credentials(SENDER), session=session)
-        receiver = GatewayClient(server.base, server.credentials(RECIPIENT), session=session)
+        trips = 2 * (samples + 3)
+        sender = GatewayClient(server.base, Minted(server.credentials(SENDER), trips),  # type: ignore[arg-type]
+                               session=session)
+        receiver = GatewayClient(
+            server.base, Minted(server.credentials(RECIPIENT), 20 * trips),  # type: ignore[arg-type]
+            session=session)
 
         async def by_polling() -> float:
             document = fresh_document()
