@@ -91,9 +91,11 @@ async def inbox_holding(url: str, settings: Settings, expected: set[str]) -> lis
 
 
 def _rewind_to_crash_point(settings: Settings, message_id: str, *, delivered: bool) -> None:
-    """Put the store back as a SIGKILL would leave it at a chosen point after the 202."""
-    query(settings, "UPDATE outbox SET published_at = NULL WHERE message_id = :id",
-          id=message_id)
+    """Put the store back as a SIGKILL would leave it at a chosen point after the 202.
+    Before the relay's claim, too: on PostgreSQL the killed process's relay may have
+    claimed the row (a 60 s lease) before the kill, which is another crash point."""
+    query(settings, "UPDATE outbox SET published_at = NULL, lease_until = NULL, "
+          "leased_by = NULL WHERE message_id = :id", id=message_id)
     if not delivered:
         query(settings, "DELETE FROM inbox WHERE message_id = :id", id=message_id)
         query(settings,
