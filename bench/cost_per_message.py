@@ -41,10 +41,10 @@ times after three untimed: submit, see it as the recipient, acknowledge it with
 ``POST /v1/inbox/{id}/ack``; p50 of the time from before the submission to the ack's
 answer. Seen by polling (``GET /v1/inbox`` again and again until it is listed) or on the
 stream; embedded and RabbitMQ; gateway.client.GatewayClient (a fresh token per request,
-as an agency's system sends, signed before the timed window). Baseline: the NHS MESH sandbox (tests/mesh_support.py) in
-the same round: mesh_client sends from one mailbox, the recipient lists its inbox until
-the message is there, downloads and acknowledges it. Targets: SSE at most 0.5x MESH,
-polling at most 0.75x.
+as an agency's system sends, signed before the timed window). Baseline: the NHS MESH
+sandbox (tests/mesh_support.py) in the same round: mesh_client sends from one mailbox,
+the recipient lists its inbox until the message is there, downloads and acknowledges it.
+Targets: SSE at most 0.5x MESH, polling at most 0.75x.
 
 Court results (section ``import``, figure 5): bench/court_results_import.py's ``measure``:
 ``python -m adapters.court_results`` on a generated ``--rows`` list, process start to exit,
