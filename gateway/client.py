@@ -144,7 +144,7 @@ class GatewayClient:
         *,
         session: aiohttp.ClientSession | None = None,
         timeout_s: float = 30.0,
-        busy_retries: int = 8,
+        busy_retries: int = 60,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._busy_retries = busy_retries
@@ -183,8 +183,9 @@ class GatewayClient:
         """Any API call with a fresh token; problems are raised as ``GatewayProblem``.
 
         A 429 or 503 with ``Retry-After`` (rate limit, or delivery behind intake) did
-        nothing, so the call is made again after the wait, up to ``busy_retries`` times,
-        each with a fresh token."""
+        nothing, so the call is made again after the wait, up to ``busy_retries`` times
+        (60 by default: about a minute of the gateway's 1 s waits, long enough for it to
+        catch up after a broker outage), each with a fresh token."""
         retries_left = self._busy_retries
         while True:
             async with self._session.request(
