@@ -42,6 +42,21 @@ class PublishOutcome:
     confirmed: tuple[int, ...]
     failed: tuple[tuple[int, str], ...] = ()
 
+    @classmethod
+    def of(
+        cls, items: Sequence[OutboxItem], results: Sequence[object | BaseException]
+    ) -> PublishOutcome:
+        """From each item's result as ``asyncio.gather(..., return_exceptions=True)``
+        gives them: an exception fails its item, anything else confirms it."""
+        confirmed: list[int] = []
+        failed: list[tuple[int, str]] = []
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append((item.outbox_id, f"{type(result).__name__}: {result}"))
+            else:
+                confirmed.append(item.outbox_id)
+        return cls(tuple(confirmed), tuple(failed))
+
 
 class TransportUnavailable(Exception):
     """The transport cannot take messages now (e.g. the broker is down); retry later."""

@@ -50,14 +50,7 @@ class InProcessTransport:
             )) for item in items),
             return_exceptions=True,
         )
-        confirmed: list[int] = []
-        failed: list[tuple[int, str]] = []
-        for item, result in zip(items, results, strict=True):
-            if isinstance(result, BaseException):
-                failed.append((item.outbox_id, f"{type(result).__name__}: {result}"))
-            else:
-                confirmed.append(item.outbox_id)
-        return PublishOutcome(tuple(confirmed), tuple(failed))
+        return PublishOutcome.of(items, results)
 
     async def close(self) -> None:
         self._handler = None
