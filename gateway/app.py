@@ -226,6 +226,7 @@ def create_app(
                 submissions=SubmissionService(
                     schemas, directory_, policy, message_store, audit_log, relay.hand,
                     metrics, clock, admission=pressure.admit,
+                    into_inbox=writer if chosen_transport.delivers_at_acceptance else None,
                 ),
                 policy=policy,
                 consents=consents,

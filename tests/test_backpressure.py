@@ -71,6 +71,8 @@ class StalledTransport(InProcessTransport):
     """Up, but slow to deliver: every publish waits until ``flowing`` is set, as a
     recipient side that cannot keep up would make it."""
 
+    delivers_at_acceptance = False  # it stands in for a broker: the outbox path
+
     def __init__(self) -> None:
         super().__init__()
         self.flowing = asyncio.Event()
@@ -146,6 +148,8 @@ async def test_a_broker_outage_is_absorbed_up_to_the_row_bound(
 
 class FailingTransport(InProcessTransport):
     """Up, but every publish fails: the relay defers each row with a backoff."""
+
+    delivers_at_acceptance = False  # it stands in for a broker: the outbox path
 
     def __init__(self) -> None:
         super().__init__()

@@ -32,6 +32,8 @@ class HeldTransport(InProcessTransport):
     """The in-process transport, held back as a broker outage would: nothing is
     delivered until ``release``."""
 
+    delivers_at_acceptance = False  # it stands in for a broker: the outbox path
+
     held = True
 
     @property

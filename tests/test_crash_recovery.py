@@ -93,7 +93,16 @@ async def inbox_holding(url: str, settings: Settings, expected: set[str]) -> lis
 def _rewind_to_crash_point(settings: Settings, message_id: str, *, delivered: bool) -> None:
     """Put the store back as a SIGKILL would leave it at a chosen point after the 202.
     Before the relay's claim, too: on PostgreSQL the killed process's relay may have
-    claimed the row (a 60 s lease) before the kill, which is another crash point."""
+    claimed the row (a 60 s lease) before the kill, which is another crash point.
+
+    The in-process transport puts a share for a recipient that reads into its inbox in
+    the acceptance's own transaction, so it leaves no outbox row and has no such point.
+    The outbox row is written back as the outbox path leaves it (a gateway on a broker,
+    or a pushed recipient's share): a restart on embedded defaults must still send it."""
+    query(settings, "INSERT INTO outbox (message_id, recipient, created_at, next_attempt_at, "
+          "attempts) SELECT message_id, :recipient, received_at, received_at, 0 FROM messages "
+          "WHERE message_id = :id AND NOT EXISTS "
+          "(SELECT 1 FROM outbox WHERE message_id = :id)", id=message_id, recipient=RECIPIENT)
     query(settings, "UPDATE outbox SET published_at = NULL, lease_until = NULL, "
           "leased_by = NULL WHERE message_id = :id", id=message_id)
     if not delivered:

@@ -49,6 +49,8 @@ class HeldTransport(InProcessTransport):
     """A transport that never becomes ready: this app's relay publishes nothing, so what
     it accepts can only be delivered by the other app."""
 
+    delivers_at_acceptance = False  # it stands in for a broker: the outbox path
+
     @property
     def state(self) -> TransportState:
         return TransportState.DEGRADED

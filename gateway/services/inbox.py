@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -131,15 +131,7 @@ class InboxWriter:
             message_id, recipient, self._clock(), detail=detail, notice_to=notice_to,
         ))
         if first:
-            # Measured once committed: when the recipient can first see it.
-            lag_s = None if accepted_at is None else (
-                self._clock() - accepted_at).total_seconds()
-            self._metrics.delivered(channel, lag_s)
-            if lag_s is not None:
-                self._on_lag(lag_s)
-            self._notifier.notify(recipient)
-            if notice_to is not None:
-                self._on_dispatch_owed()
+            self._delivered(recipient, channel, accepted_at, notice_to)
         # At debug level: the message's one log line is its acceptance; its delivery is in
         # the audit log, its history and dipgw_deliveries_total, and a second line cost as
         # much as the delivery's own bookkeeping.
@@ -149,3 +141,38 @@ class InboxWriter:
             message_type=message_type,
             recipient=recipient,
         )
+
+    def at_acceptance(
+        self, message_id: str, recipient: str, message_type: str, at: datetime
+    ) -> InboxDelivery | None:
+        """The share to put in ``recipient``'s inbox in its acceptance's own transaction,
+        or None when the recipient is pushed to (webhook, MESH: the dispatcher's work).
+
+        For the in-process transport only (the application wires it so): there, publishing
+        is this very inbox write, so doing it with the acceptance saves the outbox row,
+        the relay's publish, a second transaction and its commit, and the message is in
+        the inbox the moment it is accepted. A transport that crosses a broker must take
+        the outbox path: the broker's copy is what survives this process.
+        """
+        if push_target(self._directory.get(recipient)) is not None:
+            return None
+        return InboxDelivery(message_id, recipient, at,
+                             notice_to=self._notice_to(recipient, message_type))
+
+    def delivered_at_acceptance(self, deliveries: Sequence[InboxDelivery]) -> None:
+        """After the acceptance committed: what follows any delivery (``deliver``)."""
+        for delivery in deliveries:
+            self._delivered(delivery.recipient, "inbox", delivery.at, delivery.notice_to)
+
+    def _delivered(
+        self, recipient: str, channel: str, accepted_at: datetime | None, notice_to: str | None
+    ) -> None:
+        """Once a delivery has committed, the moment the recipient can first see it: count
+        it with its lag, wake the recipient's streams and the dispatcher for a notice."""
+        lag_s = None if accepted_at is None else (self._clock() - accepted_at).total_seconds()
+        self._metrics.delivered(channel, lag_s)
+        if lag_s is not None:
+            self._on_lag(lag_s)
+        self._notifier.notify(recipient)
+        if notice_to is not None:
+            self._on_dispatch_owed()

@@ -3,7 +3,9 @@
 authentication (done by the caller) → sender checks → schema validation → recipient
 resolution → does ``to`` agree with the body (``gateway.pipeline.consistency``) → consent look-up
 → a policy decision per recipient → redaction → one transaction storing the message, its
-status, the audit entry and the outbox rows. Transport picks it up from the outbox.
+status, the audit entry and the outbox rows. Transport picks it up from the outbox; on the
+in-process transport, a recipient that reads its inbox gets its share in that same
+transaction instead (``InboxAtAcceptance``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.domain.errors import GatewayError, InvalidMessage, PolicyRefused, Violation
 from gateway.domain.model import (
@@ -36,12 +38,24 @@ from gateway.pipeline.validation import SchemaSet
 from gateway.services.directory import Directory
 from gateway.services.policy import PolicyService
 from gateway.storage.base import (
+    InboxDelivery,
     MessageRepository,
     OutboxItem,
     PlannedDelivery,
     Receipt,
     Submission,
 )
+
+
+class InboxAtAcceptance(Protocol):
+    """Shares put into their inboxes by the acceptance itself
+    (``gateway.services.inbox.InboxWriter``, on the in-process transport)."""
+
+    def at_acceptance(
+        self, message_id: str, recipient: str, message_type: str, at: datetime
+    ) -> InboxDelivery | None: ...
+
+    def delivered_at_acceptance(self, deliveries: Sequence[InboxDelivery]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +80,10 @@ class SubmissionService:
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         admission: Callable[[], None] = lambda: None,
+        into_inbox: InboxAtAcceptance | None = None,
     ) -> None:
         self._admission = admission
+        self._into_inbox = into_inbox
         self._schemas = schemas
         self._metrics = metrics
         self._directory = directory
@@ -171,6 +187,8 @@ class SubmissionService:
             )
             raise
         envelope = assessment.envelope
+        received_at = self._clock()
+        into_inbox = self._into_inbox
         deliveries = tuple(
             PlannedDelivery(
                 recipient=recipient.code,
@@ -179,13 +197,16 @@ class SubmissionService:
                 if decision.permitted
                 else None,
                 resolved_by=assessment.resolved_by.get(recipient.code),
+                into_inbox=into_inbox.at_acceptance(
+                    envelope.message_id, recipient.code, envelope.type.value, received_at)
+                if into_inbox is not None and decision.permitted else None,
             )
             for recipient, decision in assessment.decisions
         )
         submission = Submission(
             envelope=envelope,
             deliveries=deliveries,
-            received_at=self._clock(),
+            received_at=received_at,
             submitted_by=principal.actor,
             token_use=token_use,
         )
@@ -203,6 +224,8 @@ class SubmissionService:
             self._metrics.count_refused(envelope.type.value, PolicyRefused.slug)
         if permitted:
             self._on_accepted(receipt.outbox)
+            if into_inbox is not None and receipt.delivered:
+                into_inbox.delivered_at_acceptance(receipt.delivered)
         else:
             raise PolicyRefused(
                 "The sharing policy permits this message for none of its recipients.",

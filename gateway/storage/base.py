@@ -45,6 +45,10 @@ class PlannedDelivery:
     decision: Decision
     payload: Mapping[str, Any] | None
     resolved_by: str | None = None
+    # Set when the share goes into the recipient's inbox in the acceptance's own
+    # transaction, with no outbox row (``gateway.services.inbox.InboxWriter.at_acceptance``:
+    # the in-process transport, a recipient that reads its inbox).
+    into_inbox: InboxDelivery | None = None
 
     @property
     def permitted(self) -> bool:
@@ -84,6 +88,9 @@ class Receipt:
     # back (the rows stay the truth after a crash); never part of the answer, nor of a
     # receipt's equality (a replay's receipt is the original's).
     outbox: tuple[OutboxItem, ...] = field(default=(), compare=False, repr=False)
+    # The shares this acceptance put straight into their inboxes (``PlannedDelivery``'s
+    # ``into_inbox``), for the notifications that follow a delivery's commit.
+    delivered: tuple[InboxDelivery, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,10 +60,10 @@ class ConsentStore(ConsentRepository):
         def read(conn: Connection) -> ConsentRecord | None:
             return _stored(conn, consent_id)
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def matching(self, keys: SubjectKeys) -> list[ConsentRecord]:
-        return await self._db.transaction(lambda conn: _matching_consents(conn, keys))
+        return await self._db.read(lambda conn: _matching_consents(conn, keys))
 
     async def unit_of_work(self, work: Callable[[ConsentRows], T]) -> T:
         return await self._db.transaction(lambda conn: work(SqlConsentRows(conn)))

@@ -112,6 +112,30 @@ _PERMITTED_SHARE = HotStatement(
            _deliveries.c.recipient == bindparam("recipient"),
            _deliveries.c.permitted == true())
 )
+# Run for every acknowledgement, so HotStatements too.
+_SHARE_IN_INBOX = HotStatement(
+    select(_inbox.c.acknowledged_at, _messages.c.type, _inbox.c.closed_reason,
+           _messages.c.subject_pnc, _messages.c.subject_name_dob)
+    .select_from(_inbox.join(_messages, _messages.c.message_id == _inbox.c.message_id))
+    .where(_inbox.c.message_id == bindparam("message_id"),
+           _inbox.c.recipient == bindparam("recipient"))
+)
+_MARK_ACKNOWLEDGED = HotStatement(
+    update(_inbox)
+    .where(_inbox.c.message_id == bindparam("message_id"),
+           _inbox.c.recipient == bindparam("recipient"))
+    .values(acknowledged_at=bindparam("at", type_=_inbox.c.acknowledged_at.type),
+            acknowledged_by=bindparam("actor"))
+)
+_END_NOTICES = HotStatement(
+    update(_dispatches)
+    .where(_dispatches.c.message_id == bindparam("message_id"),
+           _dispatches.c.recipient == bindparam("recipient"),
+           _dispatches.c.purpose != DispatchPurpose.DELIVERY.value,
+           _dispatches.c.done_at.is_(None))
+    .values(done_at=bindparam("at", type_=_dispatches.c.done_at.type),
+            last_error="acknowledged before it was sent", lease_until=None, leased_by=None)
+)
 _STATUS_INSERT = HotStatement(insert(_status).values({
     name: bindparam(name) for name in ("message_id", "recipient", "status", "at", "detail")
 }))
@@ -361,7 +385,7 @@ class DeliveryStore:
                 )
             }
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
 
 def permitted_share(
@@ -390,12 +414,30 @@ def deliver(
     """Put a permitted share in the recipient's inbox, with its DELIVERED note and its
     audit entry (a disclosure, DPA 2018 s.62); False if it was already there."""
     message_type, pnc, name_dob, decision = permitted_share(conn, message_id, recipient)
+    return put_in_inbox(
+        conn, InboxDelivery(message_id, recipient, at, detail=detail, notice_to=notice_to),
+        audit, message_type, SubjectKeys(pnc=pnc, name_dob=name_dob),
+        Decision.from_dict(json.loads(decision)),
+    )
+
+
+def put_in_inbox(
+    conn: Connection,
+    delivery: InboxDelivery,
+    audit: AuditLog,
+    message_type: str,
+    subject: SubjectKeys,
+    decision: Decision,
+) -> bool:
+    """``deliver`` once the permitting share is known: by ``deliver``, which reads it, and
+    by the acceptance that has just written it (``Submission``'s ``into_inbox``)."""
+    message_id, recipient, at = delivery.message_id, delivery.recipient, delivery.at
     inserted = _INBOX_INSERT[conn.dialect.name].execute(
         conn, {"message_id": message_id, "recipient": recipient, "delivered_at": at},
     ).fetchall()
     if not inserted:
         return False
-    record_status(conn, message_id, recipient, MessageStatus.DELIVERED, at, detail)
+    record_status(conn, message_id, recipient, MessageStatus.DELIVERED, at, delivery.detail)
     audit.append(
         conn,
         AuditEvent(
@@ -405,16 +447,16 @@ def deliver(
             message_id=message_id,
             message_type=message_type,
             recipients=(recipient,),
-            subject=SubjectKeys(pnc=pnc, name_dob=name_dob),
+            subject=subject,
             details={
-                "decision": audited_decision(Decision.from_dict(json.loads(decision))),
-                **({"channel": detail} if detail else {}),
+                "decision": audited_decision(decision),
+                **({"channel": delivery.detail} if delivery.detail else {}),
             },
         ),
     )
-    if notice_to is not None:
+    if delivery.notice_to is not None:
         owe_dispatch(conn, message_id, recipient, "email", DispatchPurpose.NOTICE,
-                     notice_to, at)
+                     delivery.notice_to, at)
     return True
 
 
@@ -461,34 +503,19 @@ def acknowledge(
     with the first time. Raises ``NotFound`` if the share is not, or no longer, in the
     inbox. Here rather than in ``gateway.storage.messages`` because a remote
     acknowledgement (MESH) runs it in the same transaction as its dispatch row."""
-    row = conn.execute(
-        select(_inbox.c.acknowledged_at, _messages.c.type, _inbox.c.closed_reason,
-               _messages.c.subject_pnc, _messages.c.subject_name_dob)
-        .select_from(_inbox.join(_messages, _messages.c.message_id == _inbox.c.message_id))
-        .where(_inbox.c.message_id == message_id, _inbox.c.recipient == recipient)
-    ).first()
-    if row is None:
+    share = {"message_id": message_id, "recipient": recipient}
+    found = _SHARE_IN_INBOX.rows(conn, share)
+    if not found:
         raise NotFound(f"Message {message_id} is not in {recipient}'s inbox.")
-    acknowledged_at, message_type, closed_reason, pnc, name_dob = row
+    acknowledged_at, message_type, closed_reason, pnc, name_dob = found[0]
     if closed_reason is not None:
         raise NotFound(f"Message {message_id} was {closed_reason} and left the inbox.")
     if acknowledged_at is not None:
         return Acknowledgement(message_id, acknowledged_at, first_time=False)
-    conn.execute(
-        update(_inbox)
-        .where(_inbox.c.message_id == message_id, _inbox.c.recipient == recipient)
-        .values(acknowledged_at=at, acknowledged_by=actor)
-    )
+    _MARK_ACKNOWLEDGED.execute(conn, {**share, "at": at, "actor": actor})
     record_status(conn, message_id, recipient, MessageStatus.ACKNOWLEDGED, at, detail)
     # A notice not yet e-mailed has nothing left to ask for.
-    conn.execute(
-        update(_dispatches)
-        .where(_dispatches.c.message_id == message_id, _dispatches.c.recipient == recipient,
-               _dispatches.c.purpose != DispatchPurpose.DELIVERY.value,
-               _dispatches.c.done_at.is_(None))
-        .values(done_at=at, last_error="acknowledged before it was sent",
-                lease_until=None, leased_by=None)
-    )
+    _END_NOTICES.execute(conn, {**share, "at": at})
     audit.append(
         conn,
         AuditEvent(

@@ -115,6 +115,14 @@ class Database(Protocol):
         and delivery keeps up with intake while intake's own wait grows instead."""
         ...
 
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn``, which only reads, on one snapshot of what is committed: everything
+        whose ``transaction`` returned before this was called, so a read after a write
+        sees it. On SQLite ``fn`` runs on a reader connection of its own (WAL lets readers
+        run beside the writer), so a read never waits behind the writer's queue or its
+        fsync; an ``fn`` that writes fails there (``PRAGMA query_only``)."""
+        ...
+
 
 def database_url(url: str) -> URL:
     """The SQLAlchemy URL for a ``DIPGW_DATABASE_URL``.
@@ -146,7 +154,7 @@ def open_database(url: str | None, sqlite_path: Path) -> Database:
     return PostgresDatabase(parsed)
 
 
-def sqlite_engine(path: Path) -> Engine:
+def sqlite_engine(path: Path, *, reader: bool = False) -> Engine:
     """An engine on the SQLite file at ``path``, configured as the gateway runs it.
 
     Transaction control follows SQLAlchemy's recipe for pysqlite ("Serializable isolation
@@ -156,18 +164,25 @@ def sqlite_engine(path: Path) -> Engine:
     transaction never fails halfway on SQLITE_BUSY when it first writes. WAL lets readers
     in other processes (``dipgw`` commands) run beside the gateway; ``synchronous=FULL``
     makes a commit survive power loss, not only a crash; foreign keys are enforced.
+
+    A ``reader`` engine is for ``SqliteDatabase.read``'s connection, opened once the
+    writer has made the file WAL: its ``begin()`` emits a deferred ``BEGIN``, which takes
+    no lock and whose snapshot starts at the first read, and ``query_only`` refuses any
+    write on it.
     """
     engine = create_engine(URL.create("sqlite", database=str(path)), poolclass=NullPool)
+    pragmas = ("query_only=ON", "busy_timeout=5000") if reader else (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "foreign_keys=ON",
+        "busy_timeout=5000",
+    )
+    begin = "BEGIN" if reader else "BEGIN IMMEDIATE"
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=FULL",
-            "foreign_keys=ON",
-            "busy_timeout=5000",
-        ):
+        for pragma in pragmas:
             dbapi_connection.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")
@@ -178,7 +193,7 @@ def sqlite_engine(path: Path) -> Engine:
         # exec_driver_sql it took about 3% of the write thread's samples in bench/.
         dbapi_connection = connection.connection.dbapi_connection
         if not dbapi_connection.in_transaction:  # type: ignore[union-attr]
-            dbapi_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            dbapi_connection.execute(begin)  # type: ignore[union-attr]
 
     return engine
 
@@ -218,13 +233,33 @@ class SqliteDatabase:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._engine: Engine | None = None
         self._conn: Connection | None = None
+        # ``read``: one more thread with a connection of its own. One is enough to take
+        # reads out of the writer's queue; more would only contend for the GIL.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+        self._read_engine: Engine | None = None
+        self._read_conn: Connection | None = None
         self._lock = threading.Lock()
         self._queue: deque[_Operation[Any]] = deque()
         self._onward: deque[_Operation[Any]] = deque()  # served first (``transaction``)
         self._draining = False
 
     async def open(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._open_sync)
+        try:
+            await loop.run_in_executor(self._reader, self._open_reader)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_reader(self) -> None:
+        engine = sqlite_engine(self._path, reader=True)
+        try:
+            self._read_conn = engine.connect()
+        except BaseException:
+            engine.dispose()
+            raise
+        self._read_engine = engine
 
     def _open_sync(self) -> None:
         # The database holds special category health data: directory 0700, files 0600,
@@ -240,8 +275,19 @@ class SqliteDatabase:
         self._engine = engine
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_sync)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._reader, self._close_reader)
+        self._reader.shutdown(wait=True)
+        await loop.run_in_executor(self._executor, self._close_sync)
         self._executor.shutdown(wait=True)
+
+    def _close_reader(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+            self._read_engine = None
 
     def _close_sync(self) -> None:
         if self._conn is not None:
@@ -264,6 +310,17 @@ class SqliteDatabase:
         if start:
             loop.run_in_executor(self._executor, self._drain)
         return await future
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader, self._read_sync, fn)
+
+    def _read_sync(self, fn: Callable[[Connection], T]) -> T:
+        conn = self._read_conn
+        if conn is None:
+            raise RuntimeError("database is not open")
+        with conn.begin():
+            return fn(conn)
 
     def _drain(self) -> None:
         while True:
@@ -380,6 +437,10 @@ class PostgresDatabase:
     async def transaction(self, fn: Callable[[Connection], T], *, onward: bool = False) -> T:
         # Each transaction has a pooled connection of its own: none waits in a queue.
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        # Each transaction has a connection of its own already: a read is one of them.
+        return await self.transaction(fn)
 
     def _run(self, fn: Callable[[Connection], T]) -> T:
         engine = self._engine

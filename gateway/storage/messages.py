@@ -61,6 +61,7 @@ from gateway.pipeline.reports import REPORT_TYPE
 from gateway.pipeline.resolution import Involvement
 from gateway.storage.base import (
     Acknowledgement,
+    InboxDelivery,
     InboxFilter,
     InboxItem,
     InboxState,
@@ -71,7 +72,12 @@ from gateway.storage.base import (
     Receipt,
     Submission,
 )
-from gateway.storage.delivery import DeliveryStore, acknowledge, record_status
+from gateway.storage.delivery import (
+    DeliveryStore,
+    acknowledge,
+    put_in_inbox,
+    record_status,
+)
 from gateway.storage.rows import (
     HotStatement,
     claim_lease,
@@ -207,6 +213,7 @@ class MessageStore(DeliveryStore, MessageRepository):
             # process's rows back from the others for the lease's length.
             hand_over = claim_lease(conn, OUTBOX_LEASE) is None
             handed: list[OutboxItem] = []
+            delivered: list[InboxDelivery] = []
             for position, delivery in enumerate(submission.deliveries):
                 payload_text = _payload_text(delivery, document_text)
                 _DELIVERY.execute(conn, {
@@ -220,7 +227,11 @@ class MessageStore(DeliveryStore, MessageRepository):
                     "resolved_by": delivery.resolved_by,
                     "consent_record": delivery.decision.consent_record,
                 })
-                if payload_text is not None:  # permitted
+                if payload_text is not None and delivery.into_inbox is not None:
+                    if put_in_inbox(conn, delivery.into_inbox, audit, envelope.type.value,
+                                    keys, delivery.decision):
+                        delivered.append(delivery.into_inbox)
+                elif payload_text is not None:  # permitted
                     (outbox_id,), = _OUTBOX.execute(conn, {
                         "message_id": envelope.message_id, "recipient": delivery.recipient,
                         "created_at": at, "next_attempt_at": at,
@@ -245,12 +256,13 @@ class MessageStore(DeliveryStore, MessageRepository):
                 resolved_by={d.recipient: d.resolved_by
                              for d in submission.deliveries if d.resolved_by},
                 outbox=tuple(handed),
+                delivered=tuple(delivered),
             )
 
         return await self._db.transaction(write)
 
     async def get(self, message_id: str) -> MessageRecord | None:
-        return await self._db.transaction(lambda conn: _message_record(conn, message_id))
+        return await self._db.read(lambda conn: _message_record(conn, message_id))
 
     async def sent(self, sender: str, limit: int, offset: int = 0) -> list[MessageRecord]:
         def read(conn: Connection) -> list[MessageRecord]:
@@ -261,7 +273,7 @@ class MessageStore(DeliveryStore, MessageRepository):
             ).scalars().all()
             return [r for r in (_message_record(conn, i) for i in ids) if r is not None]
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def senders_of(self, message_ids: Sequence[str]) -> dict[str, str]:
         def read(conn: Connection) -> dict[str, str]:
@@ -271,7 +283,7 @@ class MessageStore(DeliveryStore, MessageRepository):
             )
             return {message_id: sender for message_id, sender in rows}
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def about_person(self, keys: SubjectKeys, limit: int) -> list[Involvement]:
         if keys.pnc is None and keys.name_dob is None:
@@ -295,7 +307,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                     found[mid] = replace(known, recipients=(*known.recipients, recipient))
             return list(found.values())
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def pending_outbox(self, limit: int, now: datetime) -> list[OutboxItem]:
         """Claim up to ``limit`` due rows for this store's process until ``now`` plus
@@ -348,7 +360,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                 conn, {"recipient": recipient, "after_seq": after_seq, "limit": limit})
             return [_inbox_item(row) for row in rows]
 
-        return await self._db.transaction(read, onward=True)
+        return await self._db.read(read)
 
     async def inbox_history(
         self, recipient: str, where: InboxFilter, limit: int, *, newest_first: bool = False
@@ -374,7 +386,7 @@ class MessageStore(DeliveryStore, MessageRepository):
         def read(conn: Connection) -> list[InboxItem]:
             return [_inbox_item(row) for row in conn.execute(query).all()]
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def inbox_item(self, message_id: str, recipient: str) -> InboxItem | None:
         def read(conn: Connection) -> InboxItem | None:
@@ -385,7 +397,7 @@ class MessageStore(DeliveryStore, MessageRepository):
             ).first()
             return None if row is None else _inbox_item(row)
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def acknowledge(
         self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
@@ -403,7 +415,7 @@ class MessageStore(DeliveryStore, MessageRepository):
             ).one()
             return int(count), oldest
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
     async def delivery_backlog(self) -> tuple[int, datetime | None]:
         def read(conn: Connection) -> tuple[int, datetime | None]:
@@ -414,7 +426,7 @@ class MessageStore(DeliveryStore, MessageRepository):
             ).one()
             return int(count), oldest_untried
 
-        return await self._db.transaction(read)
+        return await self._db.read(read)
 
 
 def _direction(dialect: str) -> ColumnElement[str | None]:

@@ -70,6 +70,10 @@ class TransportState(StrEnum):
 
 class Transport(Protocol):
     name: str
+    # True when publishing is nothing but the inbox write, in this process (the in-process
+    # transport): the acceptance then writes the inbox rows of recipients that read itself,
+    # in its own transaction (``gateway.services.inbox.InboxWriter.at_acceptance``).
+    delivers_at_acceptance: bool
 
     async def start(self, handler: DeliveryHandler, on_dead_letter: DeadLetterHandler) -> None: ...
 

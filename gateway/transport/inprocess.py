@@ -23,6 +23,7 @@ from gateway.transport.base import (
 
 class InProcessTransport:
     name = "in-process"
+    delivers_at_acceptance = True
 
     def __init__(self) -> None:
         self._handler: DeliveryHandler | None = None

@@ -199,6 +199,7 @@ class _ChannelAcks:
 
 class RabbitMqTransport:
     name = "rabbitmq"
+    delivers_at_acceptance = False  # the broker's copy is what survives this process
 
     def __init__(
         self,

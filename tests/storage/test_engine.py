@@ -351,3 +351,48 @@ async def test_postgresql_retries_a_failure_raised_on_the_db_api_cursor(
         return calls
 
     assert await postgres_db.transaction(conflicting_once_on_the_cursor) == 2
+
+
+async def test_sqlite_reads_do_not_wait_for_the_writer(tmp_path: Path) -> None:
+    """``read`` runs on a connection of its own: a read finishes while the writer is in
+    the middle of a transaction, and sees what was committed before it, not what that
+    transaction has written so far (WAL: readers see the last commit)."""
+    db = SqliteDatabase(tmp_path / "dipgw.sqlite3")
+    await db.open()
+    busy, release = threading.Event(), threading.Event()
+
+    def head(conn: Connection) -> int | None:
+        return conn.execute(select(schema.audit_head.c.size)).scalar()
+
+    def write(size: int, *, hold: bool) -> Callable[[Connection], None]:
+        def fn(conn: Connection) -> None:
+            conn.execute(schema.audit_head.delete())
+            conn.execute(insert(schema.audit_head).values(id=1, size=size))
+            if hold:
+                busy.set()
+                release.wait(5)
+        return fn
+
+    try:
+        await db.transaction(write(1, hold=False))
+        held = asyncio.create_task(db.transaction(write(2, hold=True)))
+        await asyncio.get_running_loop().run_in_executor(None, busy.wait, 5)
+        seen_meanwhile = await asyncio.wait_for(db.read(head), 5)
+        release.set()
+        await held
+        seen_after = await db.read(head)
+    finally:
+        release.set()
+        await db.close()
+    assert (seen_meanwhile, seen_after) == (1, 2)
+
+
+async def test_a_write_through_read_fails_and_changes_nothing(database: Database) -> None:
+    """``read`` is for reads: on SQLite its connection is ``query_only``; on PostgreSQL it
+    is an ordinary transaction, so this documents only SQLite's refusal."""
+    if database.dialect != "sqlite":
+        pytest.skip("PostgreSQL's read is a transaction like any other")
+    with pytest.raises(DBAPIError, match=r"readonly|read-only|query_only"):
+        await database.read(lambda conn: conn.execute(schema.audit_head.update().values(size=7)))
+    assert await database.read(
+        lambda conn: conn.execute(select(schema.audit_head.c.size)).scalar()) == 0
