@@ -18,7 +18,21 @@ async def consulted(
     **details: object,
 ) -> None:
     """Record who read what and when, in a transaction of its own, before answering."""
-    await services.audit.record(AuditEvent(
+    await services.audit.record(consultation(
+        services, principal, resource, message_ids=message_ids, subject=subject, **details))
+
+
+def consultation(
+    services: Services,
+    principal: Principal,
+    resource: str,
+    *,
+    message_ids: tuple[str, ...] = (),
+    subject: SubjectKeys | None = None,
+    **details: object,
+) -> AuditEvent:
+    """The audit entry of a read (``consulted``), for a caller that records it itself."""
+    return AuditEvent(
         action=AuditAction.CONSULTED,
         at=services.clock(),
         actor=principal.actor,
@@ -30,4 +44,4 @@ async def consulted(
             **({"message_ids": list(message_ids)} if len(message_ids) > 1 else {}),
             **details,
         },
-    ))
+    )

@@ -14,8 +14,13 @@ from gateway.http.services import SERVICES
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 TOKEN_USE = web.RequestKey("token_use", TokenUse)
-# Requests whose handler records the token's use in its own transaction (TOKEN_USE).
-RECORDED_WITH_THE_REQUEST = frozenset({("POST", "/v1/messages")})
+# Requests whose handler records the token's use in its own transaction (TOKEN_USE), by
+# method and route: a submission, an acknowledgement, and an inbox read's consultation.
+RECORDED_WITH_THE_REQUEST = frozenset({
+    ("POST", "/v1/messages"),
+    ("POST", "/v1/inbox/{message_id}/ack"),
+    ("GET", "/v1/inbox"),
+})
 
 # Everything else requires a valid token: deny by default. The web console's paths
 # (gateway.http.paths) authenticate by session instead, in the console's middleware.
@@ -42,11 +47,13 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
 @web.middleware
 async def authentication_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request but the public ones needs a valid token, used once (RFC 7519 section
-    4.1.7). The use is recorded before the request is handled, except a message's
-    submission, which records it in the message's own transaction (one transaction fewer
-    per message, and one trip fewer through SQLite's writer). Whatever that handler did,
-    a use it did not record is recorded after it: a refused document burns its token as
-    any request does, and a replayed token is answered 401 whatever its body held."""
+    4.1.7). The use is recorded before the request is handled, except by the handlers of
+    ``RECORDED_WITH_THE_REQUEST``, which record it in the transaction they write anyway
+    (the message's, the acknowledgement's, the consultation's): one transaction and
+    commit fewer per request. Whatever that handler did, a use it did not record is
+    recorded after it, before anything is answered: a refused document or an empty inbox
+    burns its token as any request does, and a replayed token is answered 401 whatever
+    the handler found."""
     if not needs_token(request.path):
         return await handler(request)
     verifier = request.app[SERVICES].verifier
@@ -55,7 +62,7 @@ async def authentication_middleware(request: web.Request, handler: Handler) -> w
     structlog.contextvars.bind_contextvars(
         org=principal.org.code, roles=sorted(role.value for role in principal.roles)
     )
-    if (request.method, request.path) not in RECORDED_WITH_THE_REQUEST:
+    if (request.method, _route(request)) not in RECORDED_WITH_THE_REQUEST:
         await verifier.record(use)
         return await handler(request)
     request[TOKEN_USE] = use
@@ -64,6 +71,12 @@ async def authentication_middleware(request: web.Request, handler: Handler) -> w
     finally:
         if not use.recorded:
             await verifier.record(use)
+
+
+def _route(request: web.Request) -> str | None:
+    """The path template the request matched (``/v1/inbox/{message_id}/ack``), if any."""
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
 
 
 def principal_of(request: web.Request) -> Principal:

@@ -30,11 +30,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, literal_column, select, tuple_, update
 
+from gateway.domain.model import TokenUse
 from gateway.pipeline.audit import AuditEvent, Pseudonymiser, entry_document
 from gateway.storage.base import AuditRepository, TileConflict
 from gateway.storage.engine import Database, note_audit_append
 from gateway.storage.rows import HotStatement, insert_ignoring_duplicates
 from gateway.storage.schema import audit_checkpoints, audit_entries, audit_head, audit_tiles
+from gateway.storage.tokens import spend
 from gateway.tlog.canonical import canonicalize
 from gateway.tlog.merkle import leaf_hash
 from gateway.tlog.tilehash import HashReads, StoredHashes, Tile, TileKey
@@ -75,9 +77,16 @@ class AuditLogStore(AuditRepository):
         _INSERT_ENTRY.execute(conn, {"idx": index, "entry": data, "leaf_hash": leaf_hash(data)})
         return index
 
-    async def record(self, event: AuditEvent) -> int:
+    async def record(self, event: AuditEvent, token_use: TokenUse | None = None) -> int:
+        def write(conn: Connection) -> int:
+            spend(conn, token_use, event.at)
+            return self.append(conn, event)
+
         # Ahead of intake: mostly consultations, logged before a read is answered.
-        return await self._db.transaction(lambda conn: self.append(conn, event), onward=True)
+        index = await self._db.transaction(write, onward=True)
+        if token_use is not None:
+            token_use.recorded = True
+        return index
 
     async def size(self) -> int:
         return await self._db.transaction(

@@ -496,8 +496,10 @@ class AuditRepository(ABC):
         """Sequence an entry inside an open transaction (the ``AuditLog`` seam)."""
 
     @abstractmethod
-    async def record(self, event: AuditEvent) -> int:
-        """Sequence an entry in a transaction of its own (consultations, key rotation)."""
+    async def record(self, event: AuditEvent, token_use: TokenUse | None = None) -> int:
+        """Sequence an entry in a transaction of its own (consultations, key rotation);
+        with the request's ``token_use`` recorded in it (``TokenReplayed``, logging
+        nothing, if it was used)."""
 
     @abstractmethod
     async def size(self) -> int: ...
@@ -811,8 +813,10 @@ class MessageRepository(ABC):
     @abstractmethod
     async def acknowledge(
         self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
-        detail: str | None = None,
-    ) -> Acknowledgement: ...
+        detail: str | None = None, token_use: TokenUse | None = None,
+    ) -> Acknowledgement:
+        """The recipient has read the share; with the request's ``token_use`` recorded in
+        the same transaction (``TokenReplayed``, changing nothing, if it was used)."""
 
     @abstractmethod
     async def outbox_backlog(self) -> tuple[int, datetime | None]:

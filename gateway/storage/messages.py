@@ -53,8 +53,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from gateway.domain.errors import IdempotencyConflict, TokenReplayed
-from gateway.domain.model import Consent, Decision, MessageStatus, StatusEvent
+from gateway.domain.errors import IdempotencyConflict
+from gateway.domain.model import Consent, Decision, MessageStatus, StatusEvent, TokenUse
 from gateway.pipeline.audit import AuditEvent, AuditLog
 from gateway.pipeline.consent import SubjectKeys
 from gateway.pipeline.reports import REPORT_TYPE
@@ -85,7 +85,7 @@ from gateway.storage.rows import (
     json_text,
 )
 from gateway.storage.schema import deliveries, inbox, messages, outbox, status_events
-from gateway.storage.tokens import record_token_use
+from gateway.storage.tokens import spend
 
 # How long a claimed outbox row stays with the process that claimed it. The relay holds a
 # batch for one publish, which the RabbitMQ transport bounds at 15 s
@@ -169,10 +169,7 @@ class MessageStore(DeliveryStore, MessageRepository):
         token_use = submission.token_use
 
         def write(conn: Connection) -> Receipt:
-            if token_use is not None and not record_token_use(
-                conn, token_use.issuer, token_use.token_id, token_use.remember_until, at
-            ):
-                raise TokenReplayed()
+            spend(conn, token_use, at)
             # On PostgreSQL a concurrent insert of the same id ends this one with SQLSTATE
             # 40001, which PostgresDatabase retries; the retry then finds the stored row
             # and answers as a replay.
@@ -401,11 +398,16 @@ class MessageStore(DeliveryStore, MessageRepository):
 
     async def acknowledge(
         self, message_id: str, recipient: str, actor: str, at: datetime, audit: AuditLog,
-        detail: str | None = None,
+        detail: str | None = None, token_use: TokenUse | None = None,
     ) -> Acknowledgement:
-        return await self._db.transaction(
-            lambda conn: acknowledge(conn, message_id, recipient, actor, at, audit, detail)
-        )
+        def write(conn: Connection) -> Acknowledgement:
+            spend(conn, token_use, at)
+            return acknowledge(conn, message_id, recipient, actor, at, audit, detail)
+
+        acknowledged = await self._db.transaction(write)
+        if token_use is not None:
+            token_use.recorded = True
+        return acknowledged
 
     async def outbox_backlog(self) -> tuple[int, datetime | None]:
         def read(conn: Connection) -> tuple[int, datetime | None]:

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete
 
+from gateway.domain.errors import TokenReplayed
+from gateway.domain.model import TokenUse
 from gateway.storage.base import TokenLedger
 from gateway.storage.engine import Database
 from gateway.storage.rows import HotStatement, insert_ignoring_duplicates
@@ -31,6 +33,16 @@ class TokenStore(TokenLedger):
     async def claim(self, issuer: str, token_id: str, expires_at: datetime, now: datetime) -> bool:
         return await self._db.transaction(
             lambda conn: record_token_use(conn, issuer, token_id, expires_at, now))
+
+
+def spend(conn: Connection, use: TokenUse | None, now: datetime) -> None:
+    """Record the request's token ``use`` (None: nothing to record) in the caller's
+    transaction; ``TokenReplayed`` if it was used before, which rolls that transaction's
+    work back with it (the request changes nothing, and the token is refused)."""
+    if use is not None and not record_token_use(
+        conn, use.issuer, use.token_id, use.remember_until, now
+    ):
+        raise TokenReplayed()
 
 
 def record_token_use(

@@ -15,8 +15,8 @@ from gateway.domain.errors import AccessDenied, MalformedRequest
 from gateway.domain.model import Organisation, Principal, isoformat
 from gateway.domain.timescales import breaches
 from gateway.http.body import query_int, whole_number
-from gateway.http.consultation import consulted
-from gateway.http.context import principal_of
+from gateway.http.consultation import consultation, consulted
+from gateway.http.context import TOKEN_USE, principal_of
 from gateway.http.services import SERVICES, Services
 from gateway.pipeline import access
 from gateway.storage.base import InboxItem
@@ -64,8 +64,11 @@ async def list_inbox(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     items = await services.messages.inbox(principal.org.code, limit)
     if items:
-        await consulted(
-            services, principal, "inbox", message_ids=tuple(i.message_id for i in items)
+        # With the token's use: one transaction, and nothing is answered unless it commits.
+        await services.audit.record(
+            consultation(services, principal, "inbox",
+                         message_ids=tuple(i.message_id for i in items)),
+            request[TOKEN_USE],
         )
     return web.json_response(
         {"organisation": principal.org.code,
@@ -84,6 +87,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         principal.actor,
         services.clock(),
         services.audit,
+        token_use=request[TOKEN_USE],
     )
     log.info("message_acknowledged", message_id=message_id, first_time=ack.first_time)
     return web.json_response(
