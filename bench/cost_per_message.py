@@ -185,6 +185,50 @@ async def bare_handler(work: Path) -> AsyncIterator[Server]:
         yield Server(base, pid)
 
 
+@contextlib.asynccontextmanager
+async def floor_handler(work: Path, data_dir: Path) -> AsyncIterator[Server]:
+    """This file run as ``--floor-server PORT DATA_DIR`` (see ``serve_floor``)."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(port),
+            str(data_dir)]
+    async with running(argv, dict(os.environ), work / "floor.log", port) as (base, pid):
+        yield Server(base, pid)
+
+
+def serve_floor(port: int, data_dir: Path) -> None:
+    """The floor of figure 1: the work any gateway must do on a message before it stores
+    anything, and nothing else. The bare handler, plus: verify the token with PyJWT
+    (EdDSA signature, expiry) against the sender's public key from ``data_dir``'s
+    development keys, parse the body and check it against the message schemas with the
+    gateway's own ``SchemaSet``. No single-use record, policy, storage or delivery: what
+    the gateway costs above this is what its own design costs."""
+    import jwt
+    from aiohttp import web
+
+    from gateway.pipeline.validation import SchemaSet
+
+    schemas = SchemaSet.load(ROOT / "schemas")
+    sender = keys.read_private(dev_key_path(Settings(data_dir=data_dir).dev_keys_dir, SENDER))
+    public = jwt.PyJWK(keys.public_jwk(sender)).key
+    answer = json.dumps({"message_id": str(uuid.uuid4()), "status": "accepted"}).encode()
+
+    async def accept(request: web.Request) -> web.Response:
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        jwt.decode(token, public, algorithms=["EdDSA"],
+                   options={"verify_aud": False, "require": ["exp", "jti"]})
+        schemas.check(json.loads(await request.read()))
+        return web.Response(body=answer, status=202, content_type="application/json")
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ready"})
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", accept)
+    app.router.add_get("/readyz", ready)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
+                loop=uvloop.new_event_loop())
+
+
 def serve_bare(port: int) -> None:
     """The baseline of figure 1: aiohttp on uvloop (as ``dipgw serve``), 202 to every
     ``POST /v1/messages`` once its body is read, and nothing else."""
@@ -423,6 +467,9 @@ FIGURES: dict[str, Figure] = {
                            ".3f", lambda v, r: v is not None and r is not None
                            and v <= 0.8 and r <= 10),
     "cpu_embedded": Figure("  gateway CPU ms/msg, embedded (vs bare)", "context", ".3f"),
+    "cpu_floor": Figure("  floor CPU ms/msg: token, JSON, schema only (vs bare)", "context",
+                        ".3f"),
+    "cpu_over_floor": Figure("  gateway CPU ms/msg, RabbitMQ (vs floor)", "context", ".3f"),
     "rate_rabbitmq": Figure("2 accepted msg/s, RabbitMQ (vs bare)", ">=1000", ",.0f",
                             lambda v, r: v is not None and v >= 1000),
     "rate_embedded": Figure("2 accepted msg/s, embedded (vs bare)", ">=1000", ",.0f",
@@ -508,6 +555,7 @@ async def section_load(args: argparse.Namespace, work: Path, results: Results) -
 
     loads: dict[str, Load] = {}
     bare: Load | None = None
+    floor: Load | None = None
     for transport, url in (("embedded", None), ("rabbitmq", args.amqp_url)):
         async with gateway(work, url) as server:
             sender = server.credentials(SENDER)
@@ -519,6 +567,12 @@ async def section_load(args: argparse.Namespace, work: Path, results: Results) -
                                       None)
                 print(f"  bare aiohttp: {bare.per_s:,.0f} req/s, {bare.cpu_ms:.3f} ms CPU/req "
                       f"(client {1000 * bare.client_cpu_s / bare.messages:.3f})", flush=True)
+                assert server.data_dir is not None
+                async with floor_handler(work, server.data_dir) as handler:
+                    floor = await load(handler, items, warmup, args.clients, sender.token,
+                                       None)
+                print(f"  floor (token, JSON, schema): {floor.per_s:,.0f} req/s, "
+                      f"{floor.cpu_ms:.3f} ms CPU/req", flush=True)
             loads[transport] = done = await load(server, items, warmup, args.clients,
                                                  sender.token, server.credentials(RECIPIENT))
         print(f"  {transport}: {done.per_s:,.0f} msg/s accepted, {done.cpu_ms:.3f} ms CPU/msg "
@@ -526,7 +580,9 @@ async def section_load(args: argparse.Namespace, work: Path, results: Results) -
               f"{percentile(done.lags_ms, 50):,.0f} p99 {percentile(done.lags_ms, 99):,.0f} "
               f"ms, {done.undelivered_at_stop} undelivered at stop, drained in "
               f"{done.drain_s:.2f} s, retried {dict(done.retries) or 0}", flush=True)
-    assert bare is not None
+    assert bare is not None and floor is not None
+    results.add("cpu_floor", floor.cpu_ms, bare.cpu_ms)
+    results.add("cpu_over_floor", loads["rabbitmq"].cpu_ms, floor.cpu_ms)
     for transport, done in loads.items():
         results.add(f"cpu_{transport}", done.cpu_ms, bare.cpu_ms)
         results.add(f"rate_{transport}", done.per_s, bare.per_s)
@@ -679,6 +735,9 @@ async def section_postgres(args: argparse.Namespace, work: Path, results: Result
 def main() -> None:
     if sys.argv[1:2] == ["--bare-server"]:
         serve_bare(int(sys.argv[2]))
+        return
+    if sys.argv[1:2] == ["--floor-server"]:
+        serve_floor(int(sys.argv[2]), Path(sys.argv[3]))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
