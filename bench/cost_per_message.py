@@ -203,41 +203,36 @@ def serve_floor(port: int, data_dir: Path) -> None:
     gateway's own ``SchemaSet``. No single-use record, policy, storage or delivery: what
     the gateway costs above this is what its own design costs."""
     import jwt
-    from aiohttp import web
 
     from gateway.pipeline.validation import SchemaSet
 
     schemas = SchemaSet.load(ROOT / "schemas")
     sender = keys.read_private(dev_key_path(Settings(data_dir=data_dir).dev_keys_dir, SENDER))
     public = jwt.PyJWK(keys.public_jwk(sender)).key
-    answer = json.dumps({"message_id": str(uuid.uuid4()), "status": "accepted"}).encode()
 
-    async def accept(request: web.Request) -> web.Response:
-        token = request.headers["Authorization"].removeprefix("Bearer ")
-        jwt.decode(token, public, algorithms=["EdDSA"],
+    def check(authorization: str, body: bytes) -> None:
+        jwt.decode(authorization.removeprefix("Bearer "), public, algorithms=["EdDSA"],
                    options={"verify_aud": False, "require": ["exp", "jti"]})
-        schemas.check(json.loads(await request.read()))
-        return web.Response(body=answer, status=202, content_type="application/json")
+        schemas.check(json.loads(body))
 
-    async def ready(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ready"})
-
-    app = web.Application()
-    app.router.add_post("/v1/messages", accept)
-    app.router.add_get("/readyz", ready)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
-                loop=uvloop.new_event_loop())
+    _serve_202(port, check)
 
 
 def serve_bare(port: int) -> None:
     """The baseline of figure 1: aiohttp on uvloop (as ``dipgw serve``), 202 to every
     ``POST /v1/messages`` once its body is read, and nothing else."""
+    _serve_202(port, lambda _authorization, _body: None)
+
+
+def _serve_202(port: int, check: Callable[[str, bytes], None]) -> None:
+    """aiohttp on uvloop answering ``POST /v1/messages`` 202 once ``check`` (given the
+    Authorization header and the body) returns, and ``/readyz``."""
     from aiohttp import web
 
     answer = json.dumps({"message_id": str(uuid.uuid4()), "status": "accepted"}).encode()
 
     async def accept(request: web.Request) -> web.Response:
-        await request.read()
+        check(request.headers.get("Authorization", ""), await request.read())
         return web.Response(body=answer, status=202, content_type="application/json")
 
     async def ready(request: web.Request) -> web.Response:
