@@ -22,6 +22,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "gateway.keys", "gateway.keyfiles", "gateway.metrics", "gateway.periodic",
         "gateway.logs", "gateway.ratelimit", "gateway.layers",
     )),
+    # Sender-signed envelopes (IETF SD-JWT): what the client signs and recipients check.
+    ("sdjwt", ("gateway.sdjwt",)),
     # The agency client: what an agency system imports, so nothing of the server.
     ("client", ("gateway.client",)),
     # Pure rules, in the order ``gateway.pipeline`` states.
