@@ -331,10 +331,73 @@ async def _send(settings: Settings, args: argparse.Namespace) -> int:
     org = args.org or (document.get("from") if isinstance(document, dict) else None)
     if not isinstance(org, str):
         raise ConfigurationError("the document has no 'from'; say who sends it with --org")
-    async with GatewayClient(args.url, _dev_credentials(settings, args, org)) as client:
+    async with GatewayClient(
+        args.url, _dev_credentials(settings, args, org), sign_messages=args.sign
+    ) as client:
         answer = await (client.decide(document) if args.dry_run else client.send(document))
     _print_json(answer.body)
     return 0
+
+
+def _read_json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"there is no {what} at {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"{path} is not a JSON {what}: {exc}") from None
+
+
+def _received_items(found: Any) -> list[Mapping[str, Any]]:
+    """The messages a file holds: one inbox item, a list of them, or a whole
+    ``GET /v1/inbox`` answer (``dipgw inbox --json`` prints the list)."""
+    if isinstance(found, dict) and isinstance(found.get("messages"), list):
+        found = found["messages"]
+    items = found if isinstance(found, list) else [found]
+    if not items or not all(isinstance(i, dict) and isinstance(i.get("envelope"), dict)
+                            for i in items):
+        raise ConfigurationError(
+            "the file holds no received message: expected an inbox item (with 'envelope' "
+            "and 'sender_signature'), a list of them, or a GET /v1/inbox answer")
+    return items
+
+
+def cmd_verify_message(settings: Settings, args: argparse.Namespace) -> int:
+    """Check received messages against their senders' signatures, offline."""
+    from gateway.sdjwt.disclosure import SdJwt, SdJwtError
+    from gateway.sdjwt.envelope import check_received
+
+    found = _read_json_file(Path(args.public_key), "public key (JWK or JWKS)")
+    jwks = found.get("keys") if isinstance(found, dict) and "keys" in found else [found]
+    if not isinstance(jwks, list) or not all(isinstance(k, dict) and k.get("kid")
+                                             for k in jwks):
+        raise ConfigurationError(f"{args.public_key} holds no JWK with a 'kid'")
+    by_kid = {str(k["kid"]): k for k in jwks}
+    failures = 0
+    for item in _received_items(_read_json_file(Path(args.file), "received message")):
+        envelope = item["envelope"]
+        name = f"message {envelope.get('message_id', '?')} from {envelope.get('from', '?')}"
+        signature = item.get("sender_signature")
+        try:
+            if not isinstance(signature, str):
+                raise SdJwtError("it carries no sender signature (sent unsigned)")
+            kid = SdJwt.parse(signature).header().get("kid")
+            if not isinstance(kid, str) or kid not in by_kid:
+                raise SdJwtError(f"it is signed with key {kid!r}, which {args.public_key} "
+                                 "does not hold")
+            checked = check_received(envelope, signature, by_kid[kid])
+        except SdJwtError as error:
+            failures += 1
+            print(f"NOT VERIFIED: {name}: {error}")
+            continue
+        notes = []
+        if checked.withheld:
+            notes.append(f"{checked.withheld} signed part(s) withheld from you by the policy")
+        if checked.addressed_by_gateway:
+            notes.append("'to' set by the gateway (the sender left it out)")
+        print(f"verified: {name}: every field is what the sender signed"
+              + (f"; {'; '.join(notes)}" if notes else ""))
+    return EXIT_PROBLEM if failures else 0
 
 
 async def _inbox(settings: Settings, args: argparse.Namespace) -> int:
@@ -618,9 +681,32 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "--dry-run", action="store_true",
         help="ask for the decision only (POST /v1/policy/decide); nothing is sent",
     )
+    send.add_argument(
+        "--sign", action="store_true",
+        help="send it as an SD-JWT signed with the sender's key, so each recipient can "
+        "check it with `dipgw verify-message` (README, 'Sender-signed messages')",
+    )
     _add_identity(send)
     _add_url(send, settings)
     send.set_defaults(handler=_run_async(_send))
+
+    verify_message = sub.add_parser(
+        "verify-message", help="check received messages against their senders' signatures",
+        description="Check, offline and without trusting the gateway, that every field of a "
+        "received message is what its sender signed, though the sharing policy withheld "
+        "others. Exit 0 only if every message in FILE verifies.",
+        epilog="example: dipgw inbox --org CJIT-SFK --json > inbox.json; curl -H "
+        '"Authorization: Bearer $(dipgw token --org CJIT-SFK)" '
+        "http://127.0.0.1:8080/v1/directory/POL-SFK-IPS/keys > police.jwks; "
+        "dipgw verify-message inbox.json --public-key police.jwks",
+    )
+    verify_message.add_argument(
+        "file", help="an inbox item as GET /v1/inbox lists it, a list of them, or the answer")
+    verify_message.add_argument(
+        "--public-key", required=True,
+        help="the sender's public key: a JWK, or a JWKS as GET /v1/directory/CODE/keys "
+        "answers (keep a copy you trust)")
+    verify_message.set_defaults(handler=cmd_verify_message)
 
     inbox = sub.add_parser(
         "inbox", help="list or acknowledge an organisation's inbox",

@@ -20,6 +20,8 @@ import jwt
 
 from gateway import keys
 from gateway.domain.model import Role
+from gateway.sdjwt.envelope import MEDIA_TYPE as SD_JWT_MEDIA_TYPE
+from gateway.sdjwt.envelope import sign_envelope
 
 DEFAULT_AUDIENCE = "urn:dipgw"
 
@@ -145,8 +147,13 @@ class GatewayClient:
         session: aiohttp.ClientSession | None = None,
         timeout_s: float = 30.0,
         busy_retries: int = 60,
+        sign_messages: bool = False,
     ) -> None:
+        """``sign_messages``: send every message as its SD-JWT signed with the
+        credentials' key (``gateway.sdjwt``), so each recipient can prove what this
+        organisation sent without trusting the gateway."""
         self._base = base_url.rstrip("/")
+        self._sign_messages = sign_messages
         self._busy_retries = busy_retries
         self._credentials = credentials
         self._own_session = session is None
@@ -179,18 +186,23 @@ class GatewayClient:
         *,
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        signed_body: str | None = None,
     ) -> Answer:
         """Any API call with a fresh token; problems are raised as ``GatewayProblem``.
 
         A 429 or 503 with ``Retry-After`` (rate limit, or delivery behind intake) did
         nothing, so the call is made again after the wait, up to ``busy_retries`` times
         (60 by default: about a minute of the gateway's 1 s waits, long enough for it to
-        catch up after a broker outage), each with a fresh token."""
+        catch up after a broker outage), each with a fresh token. ``signed_body`` is
+        sent instead of JSON, as ``application/sd-jwt``."""
         retries_left = self._busy_retries
         while True:
+            headers = self._headers()
+            if signed_body is not None:
+                headers["Content-Type"] = SD_JWT_MEDIA_TYPE
             async with self._session.request(
                 method, self._base + path, json=json_body, params=params,
-                headers=self._headers(),
+                data=signed_body, headers=headers,
             ) as response:
                 text = await response.text()
                 body = json.loads(text) if text else {}
@@ -211,8 +223,15 @@ class GatewayClient:
                 raise GatewayProblem(response.status, json.loads(await response.text()))
             return await response.read()
 
+    def _signed(self, envelope: Mapping[str, Any]) -> str:
+        return sign_envelope(envelope, self._credentials.private_jwk)
+
     async def send(self, envelope: Mapping[str, Any]) -> Answer:
-        """Submit a message; 202 and 200 answers are returned, problems raised."""
+        """Submit a message (signed, if the client signs); 202 and 200 answers are
+        returned, problems raised."""
+        if self._sign_messages:
+            return await self.request("POST", "/v1/messages",
+                                      signed_body=self._signed(envelope))
         return await self.request("POST", "/v1/messages", json_body=envelope)
 
     async def send_batch(self, envelopes: Sequence[Mapping[str, Any]]) -> list[BatchResult]:
@@ -220,9 +239,8 @@ class GatewayClient:
 
         Items are answered, not raised; a problem with the batch as a whole is raised.
         """
-        answer = await self.request(
-            "POST", "/v1/messages/batch", json_body={"messages": list(envelopes)}
-        )
+        items = [self._signed(e) for e in envelopes] if self._sign_messages else list(envelopes)
+        answer = await self.request("POST", "/v1/messages/batch", json_body={"messages": items})
         return [
             BatchResult(
                 index=int(item["index"]),

@@ -85,6 +85,15 @@ class InvalidMessage(GatewayError):
         return "\n".join(lines)
 
 
+class SignatureRefused(InvalidMessage):
+    """The sender's signature (an SD-JWT, ``gateway.sdjwt``) is missing where its
+    organisation must sign, or does not verify with a key registered to the sender."""
+
+    slug = "invalid-signature"
+    title = "Sender signature refused"
+    noun = "signature"
+
+
 class InvalidPolicy(InvalidMessage):
     """A policy document breaks the policy schema or names things that do not exist."""
 

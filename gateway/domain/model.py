@@ -203,6 +203,8 @@ class Organisation:
     delivery: ChannelSettings = field(default_factory=lambda: ChannelSettings())
     # Where its people sign in to the console (None: no one of it can, but by demo page).
     identity_provider: IdentityProvider | None = None
+    # Its messages must carry its systems' signature (gateway.sdjwt); refused unsigned.
+    signed_messages_required: bool = False
 
     def public_view(self) -> dict[str, Any]:
         view: dict[str, Any] = {
@@ -217,6 +219,8 @@ class Organisation:
         view["delivery"] = {"channel": self.delivery.channel.value}
         if self.identity_provider is not None:
             view["identity_provider"] = self.identity_provider.as_dict()
+        if self.signed_messages_required:
+            view["signed_messages_required"] = True
         return view
 
 
@@ -353,6 +357,9 @@ class Envelope:
     #: producing it again took about 2% of the event loop's time in
     #: bench/court_results_import.py.
     canonical: bytes = field(repr=False, compare=False)
+    #: The sender's SD-JWT of ``document`` with every disclosure (``gateway.sdjwt``),
+    #: verified with a key registered to the sender; None for an unsigned message.
+    sender_signature: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Envelope:

@@ -21,26 +21,44 @@ from gateway.domain.errors import (
 )
 from gateway.http.services import SERVICES
 from gateway.pipeline.validation import parse_document
+from gateway.sdjwt.envelope import MEDIA_TYPE as SD_JWT_MEDIA_TYPE
+from gateway.sdjwt.envelope import SignedEnvelope
 
 
-async def read_json(request: web.Request) -> Any:
+async def _read_body(request: web.Request) -> bytes:
     settings = request.app[SERVICES].settings
-    media_type = request.content_type
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"Send the message as application/json, not {media_type or 'no content type'}."
-        )
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
         raise PayloadTooLarge(f"The body may be at most {settings.max_body_bytes} bytes.")
     try:
         async with asyncio.timeout(settings.body_timeout_s):
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:
         raise RequestTimeout(
             f"The body did not arrive within {settings.body_timeout_s:g} seconds."
         ) from None
-    return parse_document(raw, max_depth=settings.max_json_depth)
+
+
+async def read_json(request: web.Request) -> Any:
+    media_type = request.content_type
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Send the message as application/json, not {media_type or 'no content type'}."
+        )
+    raw = await _read_body(request)
+    return parse_document(raw, max_depth=request.app[SERVICES].settings.max_json_depth)
+
+
+async def read_message(request: web.Request) -> Any:
+    """A submitted message: the envelope as JSON, or the sender's SD-JWT of it
+    (``application/sd-jwt``, RFC 9901 §11.2) as a :class:`SignedEnvelope`."""
+    if request.content_type != SD_JWT_MEDIA_TYPE:
+        return await read_json(request)
+    raw = await _read_body(request)
+    try:
+        return SignedEnvelope(raw.decode("ascii").strip())
+    except UnicodeDecodeError:
+        raise MalformedRequest("An SD-JWT is ASCII text (RFC 9901 section 4).") from None
 
 
 MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER range

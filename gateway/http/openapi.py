@@ -49,6 +49,7 @@ from aiohttp import web
 
 from gateway import __version__
 from gateway.domain.model import MessageType
+from gateway.sdjwt.envelope import MEDIA_TYPE as SD_JWT_MEDIA_TYPE
 
 routes = web.RouteTableDef()
 
@@ -247,6 +248,21 @@ def _operation(
 
 # Parameters and bodies shared by several operations --------------------------------------
 
+# A sender-signed envelope: the compact SD-JWT (RFC 9901 section 4) without key binding.
+_SIGNED_MESSAGE = {
+    "type": "string",
+    "description": "The sender's SD-JWT of the envelope, every disclosure included "
+                   "(README, 'Sender-signed messages')",
+    "pattern": r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+~([A-Za-z0-9_-]+~)*$",
+}
+
+
+def _also_signed(operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation taking the envelope's SD-JWT (``application/sd-jwt``) as well."""
+    operation["requestBody"]["content"][SD_JWT_MEDIA_TYPE] = {"schema": _SIGNED_MESSAGE}
+    return operation
+
+
 _MESSAGE_ID = {
     "name": "message_id",
     "in": "path",
@@ -441,12 +457,13 @@ def document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/v1/messages": {"post": _operation(
-                "Submit one message",
+            "/v1/messages": {"post": _also_signed(_operation(
+                "Submit one message: the envelope (application/json), or the sender's "
+                "SD-JWT of it (application/sd-jwt)",
                 {"202": _ACCEPTED},
                 errors=(403, 409, 422, 503),
                 body=_schema("Message"),
-            )},
+            ))},
             "/v1/messages/batch": {"post": _operation(
                 "Submit 1 to 500 messages under one token; each answered as POST /v1/messages "
                 "would answer it",
@@ -454,7 +471,7 @@ def document() -> dict[str, Any]:
                 errors=(403, 422, 503),
                 body={"type": "object", "required": ["messages"], "properties": {
                     "messages": {"type": "array", "minItems": 1, "maxItems": 500,
-                                 "items": _schema("Message")}}},
+                                 "items": {"anyOf": [_schema("Message"), _SIGNED_MESSAGE]}}}},
             )},
             "/v1/messages/{message_id}": {"get": _operation(
                 "Status and history of a message (its sender or a recipient)",
@@ -552,12 +569,31 @@ def document() -> dict[str, Any]:
                     parameters=[_CODE_PARAMETER],
                 ),
             },
-            "/v1/directory/{code}/keys": {"post": _operation(
-                "Register a public key for the organisation's systems (audited)",
-                {"201": _json("The organisation's key ids")},
-                errors=(403, 409, 422),
+            "/v1/directory/{code}/keys": {
+                "post": _operation(
+                    "Register a public key for the organisation's systems (audited)",
+                    {"201": _json("The organisation's key ids")},
+                    errors=(403, 409, 422),
+                    parameters=[_CODE_PARAMETER],
+                    body=_PUBLIC_JWK,
+                ),
+                "get": _operation(
+                    "The public keys of the organisation's systems (a JWKS): what its signed "
+                    "messages are checked with",
+                    {"200": _json("A JWKS", {"type": "object", "required": ["keys"],
+                                             "properties": {"keys": {"type": "array"}}})},
+                    errors=(404,),
+                    parameters=[_CODE_PARAMETER],
+                ),
+            },
+            "/v1/directory/{code}/signing": {"put": _operation(
+                "Refuse (true) or accept again (false) the organisation's unsigned messages "
+                "(its administrator, or the operator; audited)",
+                {"200": _json("Whether the organisation must sign")},
+                errors=(403, 422),
                 parameters=[_CODE_PARAMETER],
-                body=_PUBLIC_JWK,
+                body={"type": "object", "required": ["signed_messages_required"],
+                      "properties": {"signed_messages_required": {"type": "boolean"}}},
             )},
             "/v1/directory/{code}/keys/{kid}": {"delete": _operation(
                 "Remove a key of the organisation's systems (audited)",

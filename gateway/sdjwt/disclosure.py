@@ -107,6 +107,14 @@ class SdJwt:
         """The compact form ``<JWS>~<D1>~…~<Dn>~`` (RFC 9901 §4, no key binding)."""
         return "".join(f"{part}~" for part in (self.jws, *self.disclosures))
 
+    def header(self) -> dict[str, Any]:
+        """The JWS header, unverified: which key to check the signature with."""
+        header = _strict_json(_b64url_decode(self.jws.split(".")[0], "the JWS header"),
+                              "the JWS header")
+        if not isinstance(header, dict):
+            raise SdJwtError("the JWS header is a JSON object")
+        return header
+
     @classmethod
     def parse(cls, text: str) -> SdJwt:
         """Split the compact form; refuse a key binding JWT (this profile has none)."""

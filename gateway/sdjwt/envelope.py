@@ -29,6 +29,7 @@ __all__ = [
     "ENVELOPE_TYP",
     "MEDIA_TYPE",
     "CheckedMessage",
+    "SignedEnvelope",
     "SdJwt",
     "SdJwtError",
     "check_received",
@@ -67,6 +68,15 @@ def for_recipient(signed: str, redactions: tuple[str, ...]) -> str:
     """The presentation a recipient is given: the sender's JWS with the disclosures of
     what the decision's ``redactions`` leave it."""
     return present(SdJwt.parse(signed), redactions).serialise()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEnvelope:
+    """A submission that is the sender's SD-JWT of its envelope (compact form), not yet
+    checked: ``application/sd-jwt``, or a string item of a batch. Its own type, so a JSON
+    body that happens to be a string is never taken for one."""
+
+    compact: str
 
 
 @dataclass(frozen=True, slots=True)

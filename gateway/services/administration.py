@@ -188,6 +188,24 @@ class Administration:
             code, kid, principal.actor, self.clock(), self.audit))
         return self.organisation(code)
 
+    async def require_signed_messages(
+        self, principal: Principal, code: str, body: Any
+    ) -> Organisation:
+        """``{"signed_messages_required": true}``: from now on the gateway refuses the
+        organisation's unsigned messages (false accepts them again); audited. Whoever
+        may register its systems' keys may, since those keys are what sign."""
+        self.organisation(code)
+        access.authorise(principal, Action.REGISTER_SYSTEM_KEY, code)
+        required = body.get("signed_messages_required") if isinstance(body, Mapping) else None
+        if not isinstance(required, bool):
+            raise InvalidMessage([Violation(
+                "/signed_messages_required",
+                "Send {\"signed_messages_required\": true} or false.",
+            )])
+        await self.directory.change(self.directory.repository.set_signing_required(
+            code, required, principal.actor, self.clock(), self.audit))
+        return self.organisation(code)
+
     async def add_system_key(self, principal: Principal, code: str, body: Any) -> Organisation:
         self.organisation(code)
         access.authorise(principal, Action.REGISTER_SYSTEM_KEY, code)

@@ -34,7 +34,9 @@ from gateway.pipeline.decision import combined
 from gateway.pipeline.redaction import redact
 from gateway.pipeline.resolution import Known, managing_cjit, related_ids, resolve
 from gateway.pipeline.routing import resolve_recipients
+from gateway.pipeline.sender_signature import check_signed_if_required, signed_document
 from gateway.pipeline.validation import SchemaSet
+from gateway.sdjwt.envelope import SignedEnvelope
 from gateway.services.directory import Directory
 from gateway.services.policy import PolicyService
 from gateway.storage.base import (
@@ -94,12 +96,20 @@ class SubmissionService:
         self._clock = clock
 
     async def assess(self, principal: Principal, document: Any) -> Assessment:
-        """Check and decide without storing anything (``POST /v1/policy/decide``)."""
+        """Check and decide without storing anything (``POST /v1/policy/decide``).
+
+        ``document`` is the envelope, or the sender's SD-JWT of it: then the signature is
+        checked first and kept with the envelope."""
+        signature = None
+        if isinstance(document, SignedEnvelope):
+            signature = document.compact
+            document = signed_document(principal, signature)
         if isinstance(document, Mapping):
             access.check_sender(principal, document.get("from"), document.get("type"))
         else:
             access.authorise(principal, access.Action.DECIDE, principal.org.code)
-        envelope = Envelope.from_document(self._schemas.check(document))
+        envelope = replace(Envelope.from_document(self._schemas.check(document)),
+                           sender_signature=signature)
         sender = principal.org
         organisations = self._directory.all()
         known = await self._known(envelope, organisations)
@@ -179,6 +189,7 @@ class SubmissionService:
             if not admitted:
                 self.admit()
             assessment = await self.assess(principal, document)
+            check_signed_if_required(principal, assessment.envelope)
         except GatewayError as error:
             self._metrics.count_refused(
                 message_type_label(document.get("type") if isinstance(document, Mapping)

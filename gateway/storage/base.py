@@ -180,6 +180,9 @@ class InboxItem:
     acknowledged_at: datetime | None = None
     # Left the inbox unread because the consent it rested on was withdrawn.
     withdrawn_at: datetime | None = None
+    # The sender's SD-JWT with every disclosure (None: sent unsigned); the recipient is
+    # shown only the presentation of its share (gateway.sdjwt.envelope.for_recipient).
+    sender_signature: str | None = None
 
 
 class InboxState(StrEnum):
@@ -247,6 +250,13 @@ class DirectoryRepository(ABC):
         self, code: str, contact: Contact, actor: str, at: datetime, audit: AuditLog
     ) -> None:
         """Change an organisation's SPOC contact, audited."""
+
+    @abstractmethod
+    async def set_signing_required(
+        self, code: str, required: bool, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        """Make the gateway refuse (or accept again) an organisation's unsigned messages,
+        audited."""
 
     @abstractmethod
     async def set_identity_provider(

@@ -124,6 +124,18 @@ class DirectoryStore(DirectoryRepository):
 
         await self._db.transaction(write)
 
+    async def set_signing_required(
+        self, code: str, required: bool, actor: str, at: datetime, audit: AuditLog
+    ) -> None:
+        def write(conn: Connection) -> None:
+            _update_organisation(conn, code, signed_messages_required=required, updated_at=at)
+            audit.append(conn, AuditEvent(
+                action=AuditAction.DIRECTORY_UPDATED, at=at, actor=actor,
+                details={"signed_messages_required": {code: required}},
+            ))
+
+        await self._db.transaction(write)
+
     async def set_identity_provider(
         self, code: str, provider: IdentityProvider | None, actor: str, at: datetime,
         audit: AuditLog,
@@ -374,6 +386,7 @@ def _organisation_row(org: Organisation, at: datetime) -> dict[str, Any]:
         "delivery_json": json_text(org.delivery.as_dict()),
         "identity_provider_json": (
             json_text(org.identity_provider.as_dict()) if org.identity_provider else None),
+        "signed_messages_required": org.signed_messages_required,
     }
 
 
@@ -482,6 +495,7 @@ def _organisation(row: AnyRow) -> Organisation:
         areas_served=tuple(json.loads(row.areas_served_json)),
         delivery=ChannelSettings.from_dict(json.loads(row.delivery_json)),
         identity_provider=IdentityProvider.from_dict(json.loads(provider) if provider else None),
+        signed_messages_required=bool(row.signed_messages_required),
     )
 
 

@@ -185,6 +185,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                 "audit_index": None,
                 "subject_pnc": keys.pnc,
                 "subject_name_dob": keys.name_dob,
+                "sender_signature": envelope.sender_signature,
             })
             if not stored:
                 # The id was taken, by an earlier request or by another process just now.
@@ -548,7 +549,7 @@ def _inbox_select() -> Select[Any]:
             inbox.c.delivered_at, deliveries.c.decision_json, deliveries.c.payload_json,
             inbox.c.acknowledged_at, _escalated(status_events.alias("e")).label("escalated"),
             case((inbox.c.closed_reason == MessageStatus.WITHDRAWN.value, inbox.c.closed_at))
-            .label("withdrawn_at"),
+            .label("withdrawn_at"), messages.c.sender_signature,
         )
         .select_from(inbox)
         .join(deliveries, and_(deliveries.c.message_id == inbox.c.message_id,
@@ -568,7 +569,7 @@ _OPEN_INBOX = HotStatement(
 
 def _inbox_item(row: Any) -> InboxItem:
     (seq, mid, mtype, sender, delivered, decision, payload, acknowledged, escalated,
-     withdrawn) = row
+     withdrawn, signature) = row
     return InboxItem(
         seq=seq,
         message_id=mid,
@@ -580,6 +581,7 @@ def _inbox_item(row: Any) -> InboxItem:
         escalated=bool(escalated),
         acknowledged_at=acknowledged,
         withdrawn_at=withdrawn,
+        sender_signature=signature,
     )
 
 

@@ -137,6 +137,8 @@ organisations = Table(
     Column("areas_served_json", JsonText, nullable=False, server_default=text("'[]'")),
     Column("delivery_json", JsonText, nullable=False, server_default=text("'{}'")),
     Column("identity_provider_json", JsonText),
+    # Refuse this organisation's unsigned messages (revision 0005, gateway.sdjwt).
+    Column("signed_messages_required", Flag, nullable=False, server_default=false()),
 )
 
 messages = Table(
@@ -153,6 +155,8 @@ messages = Table(
     Column("audit_index", Count),
     Column("subject_pnc", Text),
     Column("subject_name_dob", Text),
+    # The sender's SD-JWT of the document, every disclosure (revision 0005, gateway.sdjwt).
+    Column("sender_signature", Text),
     Index("messages_received", "received_at"),
     Index("messages_subject_pnc", "subject_pnc"),
     Index("messages_subject_name_dob", "subject_name_dob"),

@@ -127,7 +127,7 @@ def test_the_wrong_typ_or_kid_is_refused(header: dict[str, str]) -> None:
     signing_key = jwt.PyJWK(KEY, algorithm="EdDSA").key
     token = jwt.PyJWS().encode(payload, signing_key, algorithm="EdDSA",
                                headers={"kid": KEY["kid"], **header})
-    with pytest.raises(SdJwtError, match="typ|kid"):
+    with pytest.raises(SdJwtError, match=r"typ|kid"):
         verify(SdJwt(token, ()), PUBLIC, typ=TYP)
 
 

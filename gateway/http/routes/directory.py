@@ -144,6 +144,31 @@ async def register_system_key(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/v1/directory/{code}/keys")
+async def system_keys(request: web.Request) -> web.Response:
+    """The public keys of the organisation's systems (a JWKS, RFC 7517 section 5): what a
+    recipient checks the organisation's signed messages with (``dipgw verify-message``).
+    Any authenticated caller; keep a copy, since a key checked against a copy fetched
+    earlier does not rest on the gateway's word today."""
+    principal_of(request)
+    code = request.match_info["code"]
+    org = request.app[SERVICES].directory.get(code)
+    if org is None:
+        raise NotFound(f"There is no organisation {code}.")
+    return web.json_response({"keys": [dict(jwk) for jwk in org.jwks]})
+
+
+@routes.put("/v1/directory/{code}/signing")
+async def require_signed_messages(request: web.Request) -> web.Response:
+    """``{"signed_messages_required": true}``: refuse the organisation's unsigned
+    messages from now on (its administrator, or the operator; audited)."""
+    org = await request.app[SERVICES].administration.require_signed_messages(
+        principal_of(request), request.match_info["code"], await read_json(request)
+    )
+    return web.json_response(
+        {"code": org.code, "signed_messages_required": org.signed_messages_required})
+
+
 @routes.delete("/v1/directory/{code}/keys/{kid}")
 async def remove_system_key(request: web.Request) -> web.Response:
     """Remove a key of the organisation's systems: tokens it signs are refused at once."""

@@ -19,6 +19,7 @@ from gateway.http.consultation import consultation, consulted
 from gateway.http.context import TOKEN_USE, principal_of
 from gateway.http.services import SERVICES, Services
 from gateway.pipeline import access
+from gateway.sdjwt.envelope import for_recipient
 from gateway.storage.base import InboxItem
 
 routes = web.RouteTableDef()
@@ -31,7 +32,9 @@ KEEPALIVE_S = 15.0
 
 def item_view(item: InboxItem, organisations: Mapping[str, Organisation]) -> dict[str, Any]:
     """One delivered message, with the handbook timescales it reports as missed (read
-    from what this recipient was given), so a SPOC sees them beside it."""
+    from what this recipient was given), so a SPOC sees them beside it; and, when the
+    sender signed it, the sender's SD-JWT presenting exactly this envelope, which the
+    recipient can check with the sender's key alone (``dipgw verify-message``)."""
     return {
         "seq": item.seq,
         "message_id": item.message_id,
@@ -40,6 +43,8 @@ def item_view(item: InboxItem, organisations: Mapping[str, Organisation]) -> dic
         "delivered_at": isoformat(item.delivered_at),
         "decision": item.decision.as_dict(),
         "envelope": item.envelope,
+        **({"sender_signature": for_recipient(item.sender_signature, item.decision.redactions)}
+           if item.sender_signature is not None else {}),
         "timescale_breaches": [b.as_dict() for b in breaches(item.envelope, organisations)],
     }
 
