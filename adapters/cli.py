@@ -111,6 +111,11 @@ def add_import_arguments(parser: argparse.ArgumentParser, adapter: Adapter) -> N
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency,
                         help=f"requests in flight (default {defaults.concurrency})")
     parser.add_argument(
+        "--sign", action="store_true",
+        help="sign each message with the key (an SD-JWT, README 'Sender-signed messages') "
+             "so every recipient can prove what was sent (DIPGW_SIGN=1); required where "
+             "the gateway's directory says the organisation must sign")
+    parser.add_argument(
         "--strict", action="store_true",
         help="refuse the file, sending nothing, if it has a column this adapter does not "
              "read (DIPGW_STRICT=1); without it such a column is warned about and its "
@@ -124,6 +129,7 @@ def run_import(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-size must be 1 to 500 and --concurrency at least 1")
     path = Path(args.file)
     strict = config.strict(args.strict)
+    signing = config.sign(args.sign)
     data = _read(path)
     source, unknown = _source(path, data, getattr(args, "format", None), adapter, strict)
     if unknown:
@@ -147,7 +153,8 @@ def run_import(args: argparse.Namespace) -> int:
         mapped = adapter.map(source.rows, ctx)
         warnings = _warnings(source.rows, mapped, unknown)
         limits = bulk.Limits(batch_size=args.batch_size, concurrency=args.concurrency)
-        summary = _run(_send(adapter, target, credentials, mapped, journal, limits))
+        summary = _run(_send(adapter, target, credentials, mapped, journal, limits,
+                             signing=signing))
     finally:
         report.write(report_path, report.render(
             journal.outcomes().values(), adapter.reference, warnings))
@@ -223,8 +230,10 @@ async def _send(
     mapped: list[Mapped],
     journal: Journal,
     limits: bulk.Limits,
+    *,
+    signing: bool,
 ) -> bulk.Summary:
-    async with GatewayClient(target.url, credentials) as client:
+    async with GatewayClient(target.url, credentials, sign_messages=signing) as client:
         await _check_sender(client, target, adapter)
         recorded = len(journal.outcomes())
         progress = Progress(adapter.label, len(mapped), sys.stderr, done=recorded)

@@ -62,15 +62,25 @@ _ON = frozenset({"1", "yes", "true", "on"})
 _OFF = frozenset({"", "0", "no", "false", "off"})
 
 
-def strict(flag: bool, env: Mapping[str, str] | None = None) -> bool:
-    """Whether a column the adapter does not read refuses the file (``--strict`` or
-    ``DIPGW_STRICT=1``) rather than being warned about. A value that is neither on nor
-    off is an error, not a guess: guessing off would send what strict meant to stop."""
+def _switch(flag: bool, variable: str, meaning: str, env: Mapping[str, str] | None) -> bool:
+    """A command-line flag, or its environment variable set on. A value that is neither
+    on nor off is an error, not a guess: guessing off would undo what it was set for."""
     if flag:
         return True
     env = os.environ if env is None else env
-    raw = env.get("DIPGW_STRICT", "").strip().lower()
+    raw = env.get(variable, "").strip().lower()
     if raw in _ON | _OFF:
         return raw in _ON
-    raise ConfigError(f"DIPGW_STRICT={raw!r} is neither 1 (refuse a file with unknown "
-                      "columns) nor 0")
+    raise ConfigError(f"{variable}={raw!r} is neither 1 ({meaning}) nor 0")
+
+
+def strict(flag: bool, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a column the adapter does not read refuses the file (``--strict`` or
+    ``DIPGW_STRICT=1``) rather than being warned about."""
+    return _switch(flag, "DIPGW_STRICT", "refuse a file with unknown columns", env)
+
+
+def sign(flag: bool, env: Mapping[str, str] | None = None) -> bool:
+    """Whether each message goes as the sender's SD-JWT (``--sign`` or ``DIPGW_SIGN=1``),
+    so every recipient can check what was sent without trusting the gateway."""
+    return _switch(flag, "DIPGW_SIGN", "sign every message", env)

@@ -237,6 +237,37 @@ async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
     assert [m["message_id"] for m in await puller.inbox()] == [ALERT["message_id"]]
 
 
+async def test_a_signed_message_is_pushed_with_the_senders_signature_of_that_share(
+    aiohttp_client: Any, tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
+    """The push carries the sender's SD-JWT presenting exactly the redacted envelope."""
+    from gateway import keys
+    from gateway.sdjwt.envelope import check_received
+    from gateway.services.directory import dev_key_path
+
+    endpoint, url = receiver
+    endpoint.failures = 0
+    endpoint.audience = ALERT["to"][0]
+    settings = gateway_settings(tmp_path)
+    gateway = await aiohttp_client(create_app(settings))
+    await set_channel(gateway, settings, ALERT["to"][0],
+                      {"channel": "webhook", "webhook_url": url})
+    sender = GatewayClient(str(gateway.make_url("")), credentials(settings, ALERT["from"]),
+                           session=gateway.session, sign_messages=True)
+    endpoint.keys = list((await sender.request("GET", "/v1/delivery/keys")).body["keys"])
+    await sender.send(ALERT)
+
+    async def pushed() -> bool:
+        return bool(endpoint.accepted)
+
+    await eventually(pushed)
+    claims = endpoint.accepted[0]
+    public = keys.public_jwk(keys.read_private(dev_key_path(settings.dev_keys_dir,
+                                                           ALERT["from"])))
+    checked = check_received(claims["envelope"], claims["sender_signature"], public)
+    assert checked.withheld >= 1
+
+
 def _absent(document: dict[str, Any], pointer: str) -> bool:
     node: Any = document
     for part in pointer.strip("/").split("/"):

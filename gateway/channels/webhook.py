@@ -19,6 +19,7 @@ import jwt
 
 from gateway.channels.outcome import SendFailed, Sent
 from gateway.keys import algorithm_for
+from gateway.sdjwt.envelope import for_recipient
 from gateway.storage.base import Dispatch
 
 MEDIA_TYPE = "application/jose"
@@ -29,10 +30,11 @@ ISSUER = "urn:dipgw:gateway"
 def sign_delivery(
     signing_key: jwt.PyJWK, dispatch: Dispatch, now: datetime, ttl: timedelta
 ) -> str:
-    """The signed body of one push: the recipient's (redacted) envelope and its identity."""
+    """The signed body of one push: the recipient's (redacted) envelope and its identity,
+    and for a message its sender signed, the sender's SD-JWT presenting that envelope."""
     if dispatch.payload is None:
         raise ValueError("a delivery push needs the message")
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": dispatch.recipient,
         "jti": dispatch.message_id,
@@ -41,6 +43,8 @@ def sign_delivery(
         "message_type": dispatch.message_type,
         "envelope": json.loads(dispatch.payload),
     }
+    if dispatch.sender_signature is not None:
+        claims["sender_signature"] = for_recipient(dispatch.sender_signature, dispatch.redactions)
     return jwt.encode(
         claims,
         signing_key.key,

@@ -153,6 +153,10 @@ class Dispatch:
     attempts: int
     created_at: datetime
     payload: bytes | None = None
+    # A signed message's SD-JWT with every disclosure, and the redactions of this
+    # recipient's decision: the push carries the presentation of exactly its share.
+    sender_signature: str | None = None
+    redactions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,7 +217,8 @@ class DeliveryStore:
                     _dispatches.c.id, _dispatches.c.message_id, _dispatches.c.recipient,
                     _messages.c.type, _dispatches.c.channel, _dispatches.c.purpose,
                     _dispatches.c.target, _dispatches.c.attempts, _dispatches.c.created_at,
-                    _deliveries.c.payload_json,
+                    _deliveries.c.payload_json, _messages.c.sender_signature,
+                    _deliveries.c.decision_json,
                 )
                 .select_from(_dispatches.join(
                     _messages, _messages.c.message_id == _dispatches.c.message_id,
@@ -252,6 +253,9 @@ class DeliveryStore:
                     payload=row.payload_json.encode("utf-8")
                     if row.purpose == DispatchPurpose.DELIVERY and row.payload_json is not None
                     else None,
+                    sender_signature=row.sender_signature,
+                    redactions=tuple(json.loads(row.decision_json).get("redactions", ()))
+                    if row.sender_signature is not None else (),
                 )
                 for row in rows if row.id in claimed
             ]

@@ -127,3 +127,28 @@ def test_problems_before_sending_are_one_sentence_and_an_exit_code(
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_signed_import_reaches_the_recipient_verifiable_with_the_senders_key(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """``--sign``: each message goes as the police system's SD-JWT; what the CJIT is
+    given verifies with the police key alone."""
+    from gateway import keys
+    from gateway.sdjwt.envelope import check_received, for_recipient
+
+    export = tmp_path / "signed.csv"
+    write_csv(export, [c.name for c in POLICE_COLUMNS],
+              [{**samples.RA1, "custody_record_ref": "IPS-SIGNED-1"}])
+    done = gateway.run("adapters.police_custody", str(export), "--sign", org=POLICE)
+    assert done.returncode == 0, done.stderr
+    [row] = read_report(tmp_path / "signed.report.csv")
+    wait_delivered(gateway, row["message_id"])
+    [(signature, payload, decision)] = gateway.query(
+        "SELECT m.sender_signature, d.payload_json, d.decision_json FROM messages m "
+        "JOIN deliveries d ON d.message_id = m.message_id WHERE m.message_id = :id",
+        id=row["message_id"])
+    assert signature is not None
+    presented = for_recipient(str(signature), tuple(json.loads(str(decision))["redactions"]))
+    public = keys.public_jwk(keys.read_private(gateway.key(POLICE)))
+    check_received(json.loads(str(payload)), presented, public)
