@@ -10,6 +10,7 @@ and announces it. A SPOC acts on alerts within 24 hours (H 4.1.3, 4.11.3).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -30,7 +31,7 @@ from gateway.domain.model import MessageType, Principal
 from gateway.domain.timescales import breaches
 from gateway.http.body import whole_number
 from gateway.http.consultation import consulted
-from gateway.http.routes.inbox import inbox_stream, last_event_id
+from gateway.http.routes.inbox import inbox_stream, item_view, last_event_id
 from gateway.http.services import Services
 from gateway.pipeline import access
 from gateway.pipeline.reports import GATEWAY_SENDER, REPORT_TYPE
@@ -249,7 +250,30 @@ async def message(request: web.Request) -> web.Response:
         ),
         "decision": item.decision,
         "breaches": breaches(envelope, services.directory.by_code()),
+        "signed": item.sender_signature is not None,
     })
+
+
+@routes.get("/console/messages/{message_id}/signed.json")
+async def signed_copy(request: web.Request) -> web.Response:
+    """The message as the API lists it, with the sender's signature of this share: a file
+    the SPOC keeps, or checks with ``dipgw verify-message`` against the sender's key."""
+    principal = _inbox_owner(request)
+    services = pages.services(request)
+    message_id = _message_id(request)
+    item = await services.messages.inbox_item(message_id, principal.org.code)
+    if item is None or item.sender_signature is None:
+        raise NotFound("no such signed message")
+    await consulted(services, principal, "inbox_message", message_ids=(message_id,),
+                    channel=CHANNEL, download=True)
+    return web.json_response(
+        item_view(item, services.directory.by_code()), dumps=_indented,
+        headers={"Content-Disposition": f'attachment; filename="{message_id}.json"'},
+    )
+
+
+def _indented(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 @routes.post("/console/messages/{message_id}/acknowledge")

@@ -3,6 +3,7 @@ sign-in, and a SPOC's inbox, message page and acknowledgement, on the real app."
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -328,3 +329,48 @@ async def test_another_agencys_spoc_can_neither_read_nor_acknowledge_its_message
     assert ack.status == 404
     assert message_id not in await (await client.get("/console/inbox")).text()
     assert await wait_for_inbox(agency("CJIT-NFK"), message_id)  # still waiting there
+
+
+async def test_a_signed_message_says_so_and_its_signed_copy_verifies_offline(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory,
+    tmp_path: Path,
+) -> None:
+    """The SPOC sees that the sender signed, and downloads a copy that
+    ``dipgw verify-message`` accepts; an unsigned message says it is not signed, and
+    another agency's SPOC cannot download the copy."""
+    from gateway import keys
+    from gateway.cli import main
+    from gateway.client import GatewayClient
+    from gateway.services.directory import dev_key_path
+    from tests.conftest import credentials
+
+    signed, unsigned = load(RA1), load(EXAMPLES / "ra1_notice" /
+                                       "valid-inspector-authority-nfa-rob-in-custody.json")
+    await GatewayClient(str(client.make_url("")), credentials(settings, "POL-SFK-IPS"),
+                        session=client.session, sign_messages=True).send(signed)
+    await agency("POL-NFK-NOR").send(unsigned)
+    for document in (signed, unsigned):
+        assert await wait_for_inbox(agency("CJIT-NFK"), document["message_id"])
+    await sign_in(client, SPOC)
+
+    page = await (await client.get(f"/console/messages/{signed['message_id']}")).text()
+    assert "Signed" in page and "Download the signed message" in page
+    other = await (await client.get(f"/console/messages/{unsigned['message_id']}")).text()
+    assert "Not signed" in other and "signed.json" not in other
+    assert (await client.get(
+        f"/console/messages/{unsigned['message_id']}/signed.json")).status == 404
+
+    download = await client.get(f"/console/messages/{signed['message_id']}/signed.json")
+    assert download.status == 200
+    assert "attachment" in download.headers["Content-Disposition"]
+    (tmp_path / "copy.json").write_text(await download.text())
+    public = keys.public_jwk(keys.read_private(dev_key_path(settings.dev_keys_dir,
+                                                           "POL-SFK-IPS")))
+    (tmp_path / "police.jwk").write_text(json.dumps(public))
+    assert main(["verify-message", str(tmp_path / "copy.json"),
+                 "--public-key", str(tmp_path / "police.jwk")], {}) == 0
+
+    client.session.cookie_jar.clear()
+    await sign_in(client, "cjit-sfk.spoc")
+    assert (await client.get(
+        f"/console/messages/{signed['message_id']}/signed.json")).status == 404
