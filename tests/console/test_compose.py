@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient
 from gateway.config import Settings
 from gateway.console.compose import form_schema
 from gateway.console.schema_form import Schemas, values_of
-from gateway.domain.model import MessageType
+from gateway.domain.model import MessageType, Role
 from gateway.pipeline import access
 from gateway.services.directory import DEMO_ORGANISATIONS
-from tests.conftest import EXAMPLES, AgencyFactory, load
+from tests.conftest import EXAMPLES, AgencyFactory, bearer, load
 from tests.console.test_console import sign_in
 from tests.test_audit_log import audit_entries
 from tests.test_messages_end_to_end import wait_for_inbox
@@ -333,3 +333,21 @@ async def test_working_out_the_recipients_is_logged_as_a_consultation(
     logged = [e for e in await audit_entries(client, settings)
               if "recipient_resolution" in json.dumps(e)]
     assert logged and "console" in json.dumps(logged[-1]) and SPOC in json.dumps(logged[-1])
+
+
+async def test_an_organisation_that_must_sign_cannot_send_from_the_console(
+    client: Client, settings: Settings, agency: AgencyFactory,
+) -> None:
+    """The browser holds no system key: the refusal names why, and nothing is sent."""
+    required = await client.put("/v1/directory/CJIT-NFK/signing",
+                                json={"signed_messages_required": True},
+                                headers=bearer(settings, "CJIT-NFK", Role.ORG_ADMIN))
+    assert required.status == 200
+    csrf = await sign_in(client, SPOC)
+    fields = hidden_fields(await check_page(client, csrf, norfolk_dir()))
+    response = await client.post("/console/compose/dir_transfer/send", data=fields,
+                                  allow_redirects=False)
+    page = await response.text()
+    assert response.status == 422
+    assert "govuk-error-summary" in page and "must sign its messages" in page
+    assert not await agency("CJIT-SFK").inbox()
