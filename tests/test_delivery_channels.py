@@ -17,12 +17,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import keys
 from gateway.app import create_app
 from gateway.channels.choice import channel_problems
 from gateway.channels.email import SmtpSettings
 from gateway.client import GatewayClient, GatewayProblem
 from gateway.config import Settings
 from gateway.domain.model import ChannelSettings, DeliveryChannel, Role
+from gateway.sdjwt.envelope import check_received
+from gateway.services.directory import dev_key_path
 from tests.backends import make_settings, query
 from tests.conftest import EXAMPLES, credentials, load, person_credentials
 from tests.smtp_support import SmtpServer
@@ -207,10 +210,12 @@ async def test_a_channel_change_does_not_wait_for_the_next_retry(
     await until_status(sender, RA1["message_id"], "delivered", timeout_s=5.0)
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
-    aiohttp_client: Any, tmp_path: Path, receiver: tuple[Receiver, str]
+    aiohttp_client: Any, tmp_path: Path, receiver: tuple[Receiver, str], signed: bool
 ) -> None:
-    """A webhook recipient gets the redacted envelope, the same one its inbox would hold."""
+    """A webhook recipient gets the redacted envelope, the same one its inbox would hold;
+    for a signed message, with the sender's SD-JWT presenting exactly that envelope."""
     endpoint, url = receiver
     endpoint.failures = 0
     endpoint.audience = ALERT["to"][0]
@@ -219,7 +224,8 @@ async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
     pull_recipient, push_recipient = ALERT["to"][1], ALERT["to"][0]
     await set_channel(gateway, settings, push_recipient,
                       {"channel": "webhook", "webhook_url": url})
-    sender = as_org(gateway, settings, ALERT["from"])
+    sender = GatewayClient(str(gateway.make_url("")), credentials(settings, ALERT["from"]),
+                           session=gateway.session, sign_messages=signed)
     endpoint.keys = list((await sender.request("GET", "/v1/delivery/keys")).body["keys"])
     answer = await sender.send(ALERT)
     redactions = {r["code"]: r["decision"]["redactions"] for r in answer.body["recipients"]}
@@ -228,44 +234,19 @@ async def test_the_pushed_message_is_what_the_policy_lets_the_recipient_see(
         return bool(endpoint.accepted)
 
     await eventually(pushed)
-    pushed_envelope = endpoint.accepted[0]["envelope"]
+    claims = endpoint.accepted[0]
     assert redactions[push_recipient]  # the example is chosen for its redactions
     for pointer in redactions[push_recipient]:
-        assert _absent(pushed_envelope, pointer)
+        assert _absent(claims["envelope"], pointer)
+    if signed:
+        public = keys.public_jwk(keys.read_private(
+            dev_key_path(settings.dev_keys_dir, ALERT["from"])))
+        assert check_received(claims["envelope"], claims["sender_signature"], public).withheld
+    else:
+        assert "sender_signature" not in claims
     puller = as_org(gateway, settings, pull_recipient)
     assert await wait_for_inbox(puller, ALERT["message_id"])
     assert [m["message_id"] for m in await puller.inbox()] == [ALERT["message_id"]]
-
-
-async def test_a_signed_message_is_pushed_with_the_senders_signature_of_that_share(
-    aiohttp_client: Any, tmp_path: Path, receiver: tuple[Receiver, str]
-) -> None:
-    """The push carries the sender's SD-JWT presenting exactly the redacted envelope."""
-    from gateway import keys
-    from gateway.sdjwt.envelope import check_received
-    from gateway.services.directory import dev_key_path
-
-    endpoint, url = receiver
-    endpoint.failures = 0
-    endpoint.audience = ALERT["to"][0]
-    settings = gateway_settings(tmp_path)
-    gateway = await aiohttp_client(create_app(settings))
-    await set_channel(gateway, settings, ALERT["to"][0],
-                      {"channel": "webhook", "webhook_url": url})
-    sender = GatewayClient(str(gateway.make_url("")), credentials(settings, ALERT["from"]),
-                           session=gateway.session, sign_messages=True)
-    endpoint.keys = list((await sender.request("GET", "/v1/delivery/keys")).body["keys"])
-    await sender.send(ALERT)
-
-    async def pushed() -> bool:
-        return bool(endpoint.accepted)
-
-    await eventually(pushed)
-    claims = endpoint.accepted[0]
-    public = keys.public_jwk(keys.read_private(dev_key_path(settings.dev_keys_dir,
-                                                           ALERT["from"])))
-    checked = check_received(claims["envelope"], claims["sender_signature"], public)
-    assert checked.withheld >= 1
 
 
 def _absent(document: dict[str, Any], pointer: str) -> bool:
