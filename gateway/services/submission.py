@@ -226,7 +226,7 @@ class SubmissionService:
         )
         if token_use is not None:
             token_use.recorded = True
-        receipt = replace(receipt, timescale_breaches=tuple(
+        receipt = replace(receipt, message_type=envelope.type.value, timescale_breaches=tuple(
             breaches(envelope.document, self._directory.by_code())))
         permitted = any(decision.permitted for _, decision in receipt.decisions)
         if not receipt.replayed and permitted:

@@ -84,6 +84,8 @@ class Receipt:
     # Handbook timescales the message reports as missed (gateway.domain.timescales): read from
     # the message, never stored, so a replay finds the same.
     timescale_breaches: tuple[Breach, ...] = ()
+    # The message's type, for the log line (a signed submission is not a JSON object).
+    message_type: str | None = field(default=None, compare=False)
     # The outbox rows this acceptance wrote, for the relay to publish without reading them
     # back (the rows stay the truth after a crash); never part of the answer, nor of a
     # receipt's equality (a replay's receipt is the original's).

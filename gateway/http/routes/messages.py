@@ -60,7 +60,7 @@ def _log_receipt(receipt: Receipt, document: Any) -> None:
     log.info(
         "message_replayed" if receipt.replayed else "message_accepted",
         message_id=receipt.message_id,
-        message_type=document.get("type") if isinstance(document, dict) else None,
+        message_type=receipt.message_type,
         signed=isinstance(document, SignedEnvelope),
         recipients=[code for code, _ in receipt.decisions],
     )
