@@ -255,6 +255,18 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.witness import command
+
+    if args.witness_command == "keygen":
+        print(command.keygen(Path(args.out), args.name))
+        return 0
+    logs.configure(args.log_level)
+    command.serve(Path(args.key), args.name, Path(args.logs), Path(args.state),
+                  args.host, args.port)
+    return 0
+
+
 def cmd_audit_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.services.checkpoints import stage_rotation
 
@@ -869,6 +881,34 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     keygen.add_argument("--out", required=True, help="file for the private key")
     keygen.add_argument("--algorithm", choices=["EdDSA", "ES256"], default="EdDSA")
     keygen.set_defaults(handler=cmd_keygen)
+
+    witness = sub.add_parser(
+        "witness", help="run a C2SP tlog-witness that cosigns the audit log's checkpoints",
+        description="A witness cosigns a log's checkpoint only if it is consistent with the "
+        "last one it cosigned (C2SP tlog-witness), so the log cannot show two histories.")
+    witness_sub = witness.add_subparsers(dest="witness_command", required=True,
+                                         metavar="ACTION")
+    w_keygen = witness_sub.add_parser(
+        "keygen", help="make a witness key (0600) and print its verifier key",
+        description="Write a new Ed25519 seed to FILE (0600, never overwriting) and print "
+        "the witness's verifier key for the gateway operator's DIPGW_WITNESSES file.")
+    w_keygen.add_argument("--out", required=True, help="file for the witness key")
+    w_keygen.add_argument("--name", required=True, help="the witness's name, e.g. "
+                          "witness.example.org/w1 (one key, one name)")
+    w_keygen.set_defaults(handler=cmd_witness)
+    w_serve = witness_sub.add_parser(
+        "serve", help="serve POST /add-checkpoint",
+        description="Serve C2SP tlog-witness add-checkpoint for the logs in --logs, keeping "
+        "the latest cosigned checkpoint of each in the SQLite file --state.")
+    w_serve.add_argument("--key", required=True, help="the witness key file (keygen --out)")
+    w_serve.add_argument("--name", required=True, help="the name the key was made for")
+    w_serve.add_argument("--logs", required=True,
+                         help="file of log verifier keys, one a line (GET /v1/audit/keys)")
+    w_serve.add_argument("--state", required=True, help="SQLite file of the witness's state")
+    w_serve.add_argument("--host", default="127.0.0.1")
+    w_serve.add_argument("--port", type=int, default=7380)
+    w_serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    w_serve.set_defaults(handler=cmd_witness)
 
     keys_cmd = sub.add_parser(
         "keys", help="make the gateway's own keys, once per installation")
