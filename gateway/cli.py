@@ -211,13 +211,26 @@ def _describe_change(change: dict[str, Any]) -> str:
             f"{change['after']['rule']}")
 
 
+def _text_file(name: str, what: str) -> str:
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the {what} file {name}: {exc}") from None
+
+
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     import tarfile
     import tempfile
 
     from gateway.tlog.errors import TlogError
-    from gateway.tlog.verify import verify_bundle, verify_inclusion_of
+    from gateway.tlog.verify import verify_bundle, verify_inclusion_of, verify_witness_quorum
 
+    witness_keys = [line.strip() for name in args.witness or []
+                    for line in _text_file(name, "witness key").splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+    if args.quorum is not None and not witness_keys:
+        raise ConfigurationError("--quorum needs the witnesses' keys: give --witness KEYFILE")
+    quorum = len(witness_keys) if args.quorum is None else args.quorum
     keys = [
         line.strip() for line in Path(args.public_key).read_text(encoding="utf-8").splitlines()
         if line.strip()
@@ -241,12 +254,17 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             )
             if args.entry is not None:
                 proof = verify_inclusion_of(bundle, keys, args.entry)
+            witnesses = verify_witness_quorum(bundle, witness_keys, quorum) if witness_keys \
+                else ()
         except TlogError as exc:
             print(f"dipgw: audit bundle FAILED verification: {exc}", file=sys.stderr)
             return EXIT_PROBLEM
     print(f"OK: {report.origin} — {len(report.checkpoints)} signed checkpoint(s), newest size "
           f"{report.size}; {report.entries_checked} entries and {report.tiles_checked} tiles "
           "checked, every signature and every root verified")
+    if witnesses:
+        print(f"newest checkpoint cosigned by {len(witnesses)} trusted witness(es), quorum "
+              f"{quorum}: {', '.join(witnesses)}")
     if args.entry is not None:
         print(f"entry {args.entry} is included in the checkpoint of size {proof.tree_size} "
               f"(inclusion proof of {len(proof.proof)} hashes)")
@@ -717,7 +735,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "running: every checkpoint signature against the given keys only, each checkpoint "
         "consistent with the one before, the entries reproducing every signed root, no gap. "
         "Exits 0 only when every check passes.",
-        epilog="example: dipgw audit verify dipgw-audit-0-120.tar.gz --public-key keys.txt")
+        epilog="example: dipgw audit verify dipgw-audit-0-120.tar.gz --public-key keys.txt "
+        "--witness witnesses.txt --quorum 2")
     a_verify.add_argument("bundle")
     a_verify.add_argument("--public-key", required=True,
                           help="file of verifier keys, one a line (GET /v1/audit/keys)")
@@ -728,6 +747,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a_verify.add_argument("--origin", help="the log's origin line you expect")
     a_verify.add_argument("--min-size", type=int, default=0,
                           help="a size you know the log reached (detects a cut-back log)")
+    a_verify.add_argument("--witness", action="append", metavar="KEYFILE",
+                          help="file of trusted witness verifier keys, one a line; repeatable")
+    a_verify.add_argument("--quorum", type=int, help="witnesses that must have cosigned the "
+                          "newest checkpoint (default: every --witness key)")
     a_verify.set_defaults(handler=cmd_audit_verify)
     a_rotate = audit_sub.add_parser(
         "rotate-key", help="stage a new checkpoint signing key",
