@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import Settings
 from gateway.domain.model import Role
 from gateway.http.services import SERVICES
+from gateway.services import audit_proofs
 from gateway.services.checkpoints import AuditKeys
 from gateway.tlog.cosignature import parse_cosigner_key, verified_cosignatures
 from gateway.tlog.note import parse_signed_note
+from gateway.tlog.witness import AddCheckpoint
 from gateway.witness.command import build, keygen
 from tests.backends import make_settings
 from tests.conftest import AgencyFactory, bearer, example_files, load
@@ -35,28 +39,50 @@ def _unused_port() -> int:
     return port
 
 
-@pytest.fixture
-async def witnesses(tmp_path: Path) -> AsyncIterator[list[tuple[str, str]]]:
-    """Two witness servers for the gateway's log key, as (verifier key, URL)."""
+@asynccontextmanager
+async def witness_servers(tmp_path: Path) -> AsyncIterator[list[tuple[str, str]]]:
+    """Two witness servers for the gateway's log key (made here, in development as the
+    gateway would), as (verifier key, URL)."""
     log_key = AuditKeys(tmp_path / "audit-keys", ORIGIN, create=True).current.verifier_key()
     logs = tmp_path / "witnessed-logs.txt"
     logs.write_text(log_key + "\n", encoding="utf-8")
     servers: list[TestServer] = []
     found: list[tuple[str, str]] = []
-    for n in (1, 2):
-        key = tmp_path / f"w{n}.key"
-        vkey = keygen(key, f"witness{n}.test/w")
-        server = TestServer(build(key, f"witness{n}.test/w", logs, tmp_path / f"w{n}.sqlite"))
-        await server.start_server()
-        servers.append(server)
-        found.append((vkey, str(server.make_url("")).rstrip("/")))
-    yield found
-    for server in servers:
-        await server.close()
+    try:
+        for n in (1, 2):
+            key = tmp_path / f"w{n}.key"
+            vkey = keygen(key, f"witness{n}.test/w")
+            server = TestServer(build(key, f"witness{n}.test/w", logs, tmp_path / f"w{n}.sqlite"))
+            await server.start_server()
+            servers.append(server)
+            found.append((vkey, str(server.make_url("")).rstrip("/")))
+        yield found
+    finally:
+        for server in servers:
+            await server.close()
+
+
+@pytest.fixture
+async def witnesses(tmp_path: Path) -> AsyncIterator[list[tuple[str, str]]]:
+    async with witness_servers(tmp_path) as found:
+        yield found
+
+
+async def add_checkpoint(url: str, old: int, proof: Sequence[bytes], note: str) -> int:
+    """POST add-checkpoint to a witness directly, as a log would; the status."""
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/add-checkpoint", data=AddCheckpoint(old, tuple(proof), note).to_body(),
+    ) as response:
+        return response.status
 
 
 @pytest.fixture
 def settings(tmp_path: Path, witnesses: list[tuple[str, str]]) -> Settings:
+    return witnessed_settings(tmp_path, witnesses)
+
+
+def witnessed_settings(tmp_path: Path, witnesses: list[tuple[str, str]]) -> Settings:
+    """A gateway asking ``witnesses`` and a third witness that is never up."""
     down = ("witness3.test/down", f"http://127.0.0.1:{_unused_port()}")
     down_key = keygen(tmp_path / "w3.key", down[0])
     listed = tmp_path / "witnesses.txt"
@@ -156,3 +182,33 @@ async def test_witnesses_follow_the_log_as_it_grows(
     assert len(stored[second[0]]) == 2
     for vkey, _ in witnesses:
         assert await services.audit.cosigned_size(vkey) >= second[0]
+
+
+async def test_a_witness_ahead_of_what_the_gateway_kept_is_caught_up_after_a_409(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory,
+    witnesses: list[tuple[str, str]],
+) -> None:
+    """The gateway lost track of a witness (it cosigned a size the gateway kept no line
+    for): the 409 names that size, and the request is made again from it, with the
+    consistency proof from there."""
+    services = client.server.app[SERVICES]
+    w1_key, w1_url = witnesses[0]
+    await agency(VALID[0]["from"]).send(VALID[0])
+    first = await services.checkpointer.integrate()
+    await services.witnessing.settle()
+    assert first is not None and await services.audit.cosigned_size(w1_key) == first[0]
+
+    await services.witnessing.stop()
+    await agency(VALID[1]["from"]).send(VALID[1])
+    second = await services.checkpointer.integrate()
+    assert second is not None
+    proof = await audit_proofs.consistency(services.audit, first[0], second[0])
+    assert await add_checkpoint(w1_url, first[0], proof, second[1]) == 200
+    await agency(VALID[2]["from"]).send(VALID[2])
+    third = await services.checkpointer.integrate()
+    assert third is not None
+
+    services.witnessing.start()
+    await services.witnessing.settle()
+    assert await services.audit.cosigned_size(w1_key) == third[0]
+    assert len((await services.audit.cosignatures(third[0]))[third[0]]) == 2

@@ -159,6 +159,7 @@ class Witnessing:
         await asyncio.gather(*self._pending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+            self._session = None
 
     def checkpoint_signed(self) -> None:
         """The checkpointer's hook: ask the witnesses now, never waiting for them."""
