@@ -1,4 +1,5 @@
-"""The witness's HTTP front end: ``POST /add-checkpoint`` (C2SP tlog-witness) and ``GET /``.
+"""The witness's HTTP front end (C2SP tlog-witness): ``POST /add-checkpoint``,
+``GET /<origin hash>/checkpoint`` for monitors, and ``GET /`` (its verifier key).
 
 Statuses and bodies are the protocol's, not the gateway's RFC 9457 problems: a cosignature
 line on 200, ``<size>\\n`` as ``text/x.tlog.size`` on 409, a plain-text reason otherwise.
@@ -8,15 +9,16 @@ evidence of the log's misbehaviour, as the spec allows.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from aiohttp import web
 
 from gateway.tlog.checkpoint import Checkpoint
-from gateway.tlog.cosignature import Cosigner
+from gateway.tlog.cosignature import Cosigner, with_cosignatures
 from gateway.tlog.errors import MalformedCheckpoint, MalformedNote
 from gateway.tlog.note import MAX_NOTE_BYTES, parse_signed_note
 from gateway.tlog.witness import (
@@ -79,8 +81,11 @@ async def cosign(witness: Witness, body: bytes) -> str:
     for _ in range(SWAP_ATTEMPTS):
         latest = await witness.state.latest(origin)
         outcome = decide(request, witness.logs, latest)
-        if await witness.state.compare_and_swap(latest, outcome.latest):
-            cosignature = witness.cosigner.cosign(outcome.note_text, int(witness.clock()))
+        cosignature = witness.cosigner.cosign(outcome.note_text, int(witness.clock()))
+        # Kept with the log's signatures, as the monitoring endpoint serves it.
+        stored = replace(outcome.latest, signed_checkpoint=with_cosignatures(
+            outcome.latest.signed_checkpoint, [cosignature]))
+        if await witness.state.compare_and_swap(latest, stored):
             log.info("witness_cosigned", origin=origin, size=outcome.checkpoint.size,
                      old_size=request.old_size)
             return cosignature.line()
@@ -111,6 +116,20 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     return web.Response(text=line, content_type="text/plain")
 
 
+async def monitored_checkpoint(request: web.Request) -> web.Response:
+    """C2SP tlog-witness §"Monitor Retrieval Mechanism": the latest checkpoint cosigned for
+    the log whose origin's SHA-256 is the path's lowercase hex, with the log's signatures
+    and this witness's cosignature; 404 if none was ever cosigned."""
+    wanted = request.match_info["origin_hash"]
+    for origin in request.app[WITNESS].logs.logs:
+        if hashlib.sha256(origin.encode("utf-8")).hexdigest() == wanted:
+            latest = await request.app[WITNESS].state.latest(origin)
+            if latest is not None:
+                return web.Response(text=latest.signed_checkpoint, content_type="text/plain")
+    return web.Response(status=404, text="no checkpoint cosigned for that origin\n",
+                        content_type="text/plain")
+
+
 async def health(request: web.Request) -> web.Response:
     """The witness's name and verifier key, for a liveness probe and for operators."""
     return web.Response(text=f"{request.app[WITNESS].cosigner.verifier_key()}\n",
@@ -123,4 +142,5 @@ def create_witness_app(witness: Witness) -> web.Application:
     app[WITNESS] = witness
     app.router.add_post("/add-checkpoint", add_checkpoint)
     app.router.add_get("/", health)
+    app.router.add_get("/{origin_hash:[0-9a-f]{64}}/checkpoint", monitored_checkpoint)
     return app

@@ -4,6 +4,7 @@ a split view caught, and the state's compare-and-swap under concurrent requests.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -16,9 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway import cli
 from gateway.tlog.bundle import sign_checkpoint
 from gateway.tlog.checkpoint import Checkpoint
-from gateway.tlog.cosignature import parse_cosignature_lines, parse_cosigner_key
+from gateway.tlog.cosignature import (
+    parse_cosignature_lines,
+    parse_cosigner_key,
+    verified_cosignatures,
+)
 from gateway.tlog.merkle import consistency_proof, leaf_hash, root
-from gateway.tlog.note import Signer
+from gateway.tlog.note import Signer, parse_signed_note, parse_verifier_key, verify_note
 from gateway.tlog.witness import AddCheckpoint, LatestCheckpoint
 from gateway.witness.command import build
 from gateway.witness.state import WitnessState
@@ -170,3 +175,19 @@ def test_a_readable_key_file_is_refused(files: dict[str, Path]) -> None:
     code = cli.main(["witness", "serve", "--key", str(files["key"]), "--name", NAME,
                      "--logs", str(files["logs"]), "--state", str(files["state"])])
     assert code != 0
+
+
+async def test_monitors_read_the_latest_cosigned_checkpoint(
+    witness: TestClient[Any, Any],
+) -> None:
+    origin_hash = hashlib.sha256(ORIGIN.encode()).hexdigest()
+    assert (await witness.get(f"/{origin_hash}/checkpoint")).status == 404
+    history = leaves("a", 5)
+    assert (await add(witness, body([], history)))[0] == 200
+    response = await witness.get(f"/{origin_hash}/checkpoint")
+    assert response.status == 200
+    note = parse_signed_note(await response.text())
+    vkey = parse_cosigner_key((await (await witness.get("/")).text()).strip())
+    assert verified_cosignatures(note, [vkey]) == [vkey]
+    assert verify_note(note, [parse_verifier_key(LOG.verifier_key())]) == [ORIGIN]
+    assert (await witness.get(f"/{'0' * 64}/checkpoint")).status == 404
