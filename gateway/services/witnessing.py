@@ -163,11 +163,15 @@ class Witnessing:
 
     def checkpoint_signed(self) -> None:
         """The checkpointer's hook: ask the witnesses now, never waiting for them."""
+        self._ask_in_background()
+
+    def _ask_in_background(self) -> asyncio.Task[None] | None:
         if not self._witnesses or self._session is None:
-            return
+            return None
         task = asyncio.create_task(self._catch_up_logged(), name="witness-cosign")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return task
 
     async def _catch_up_logged(self) -> None:
         try:
@@ -178,11 +182,12 @@ class Witnessing:
             log.exception("witness_catch_up_failed")
 
     async def settle(self) -> None:
-        """Ask now and wait for the answers, each bounded by the request timeout: for an
-        export, whose newest checkpoint was signed a moment ago. Failures are counted and
-        logged as in the background; they never fail the caller."""
-        if self._witnesses and self._session is not None:
-            await self._catch_up_logged()
+        """Ask now and wait for the answers at most the request timeout (they go on in the
+        background after it): for an export, whose newest checkpoint was signed a moment
+        ago. Failures are counted and logged as in the background, never raised."""
+        task = self._ask_in_background()
+        if task is not None:
+            await asyncio.wait({task}, timeout=self._timeout.total)
 
     async def catch_up(self) -> None:
         """Ask every witness behind the newest checkpoint to cosign it."""
