@@ -35,10 +35,10 @@ from gateway.tlog.note import (
     MAX_SIGNATURES,
     NoteSignature,
     SignedNote,
-    _b64decode_strict,
-    _check_name,
-    _parse_signature_line,
-    _validated_text,
+    b64decode_strict,
+    check_key_name,
+    parse_signature_line,
+    validated_note_text,
 )
 
 __all__ = [
@@ -72,7 +72,7 @@ def cosigner_key_id(name: str, public_key: bytes) -> bytes:
 
 def format_cosigner_key(name: str, public_key: bytes) -> str:
     """The cosigner's verifier key ``<name>+<hex8 key id>+<base64(0x04 || public_key)>``."""
-    _check_name(name)
+    check_key_name(name)
     if len(public_key) != 32:
         raise MalformedNote("malformed public key: Ed25519 keys are 32 bytes")
     encoded = base64.b64encode(bytes([COSIGNATURE_TYPE]) + public_key).decode("ascii")
@@ -82,7 +82,7 @@ def format_cosigner_key(name: str, public_key: bytes) -> str:
 def cosigned_message(note_text: str, timestamp: int) -> bytes:
     """tlog-cosignature "Ed25519 signed message": header line, time line, note text."""
     _check_timestamp(timestamp)
-    return f"{HEADER}\ntime {timestamp}\n".encode("ascii") + _validated_text(note_text)
+    return f"{HEADER}\ntime {timestamp}\n".encode("ascii") + validated_note_text(note_text)
 
 
 def _check_timestamp(timestamp: int) -> None:
@@ -100,7 +100,7 @@ class Cosignature:
     signature: bytes
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_key_name(self.name)
         if len(self.key_id) != 4:
             raise MalformedNote("malformed cosignature: key ID must be 4 bytes")
         _check_timestamp(self.timestamp)
@@ -138,7 +138,7 @@ def parse_cosignature_line(line: str) -> Cosignature:
     body = line[:-1] if line.endswith("\n") else line
     if "\n" in body:
         raise MalformedNote("malformed cosignature line: more than one line")
-    return Cosignature.from_note_signature(_parse_signature_line(body))
+    return Cosignature.from_note_signature(parse_signature_line(body))
 
 
 def parse_cosignature_lines(text: str) -> tuple[Cosignature, ...]:
@@ -189,10 +189,10 @@ def parse_cosigner_key(vkey: str) -> CosignerVerifier:
     if len(parts) != 3:
         raise MalformedNote("malformed cosigner key: expected name+keyid+key")
     name, hex_id, encoded = parts
-    _check_name(name)
+    check_key_name(name)
     if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
         raise MalformedNote("malformed cosigner key: key ID must be 8 lowercase hex digits")
-    raw = _b64decode_strict(encoded, "cosigner key")
+    raw = b64decode_strict(encoded, "cosigner key")
     if len(raw) != 33 or raw[0] != COSIGNATURE_TYPE:
         raise MalformedNote(
             "malformed cosigner key: expected type 0x04 (Ed25519 cosignature/v1) and 32 "
@@ -212,7 +212,7 @@ class Cosigner:
     private_key: Ed25519PrivateKey
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_key_name(self.name)
 
     @property
     def public_key(self) -> bytes:
