@@ -55,6 +55,7 @@ from gateway.services.relay import OutboxRelay
 from gateway.services.submission import SubmissionService
 from gateway.services.undelivered import DeadLetterRecorder, expire_unacknowledged
 from gateway.services.wakeups import WakeUpListener
+from gateway.services.witnessing import Witnessing, read_witnesses
 from gateway.storage.audit_log import AuditLogStore
 from gateway.storage.consents import ConsentStore
 from gateway.storage.directory import DirectoryStore
@@ -161,9 +162,14 @@ def create_app(
 
         leadership = leadership_for(
             settings.database_url, leading, retry_s=settings.leader_retry_s)
+        witnessing = Witnessing(
+            read_witnesses(settings.witnesses_file), audit_log, leadership,
+            metrics.witness_requests, timeout_s=settings.witness_timeout_s,
+            interval_s=settings.checkpoint_interval_s, clock=clock,
+        )
         checkpointer = Checkpointer(
             audit_log, audit_keys, leadership, interval_s=settings.checkpoint_interval_s,
-            clock=clock,
+            clock=clock, on_signed=witnessing.checkpoint_signed,
         )
         consents = ConsentStore(db)
         policy = PolicyService(
@@ -178,6 +184,7 @@ def create_app(
                     if settings.demo_oidc_issuer else None,
                 )
             await leadership.start()
+            witnessing.start()
             await checkpointer.start()
             await policy.start()
             message_store = MessageStore(db)
@@ -239,6 +246,7 @@ def create_app(
                 relay=relay,
                 audit=audit_log,
                 checkpointer=checkpointer,
+                witnessing=witnessing,
                 audit_keys=audit_keys,
                 clock=clock,
                 delivery_key_public=keys.public_jwk(delivery_key),
@@ -300,6 +308,7 @@ def create_app(
             yield
         finally:
             await checkpointer.stop()
+            await witnessing.stop()
             await policy.stop()
             for periodic in clocks:
                 await periodic.stop()

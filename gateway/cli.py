@@ -211,13 +211,26 @@ def _describe_change(change: dict[str, Any]) -> str:
             f"{change['after']['rule']}")
 
 
+def _text_file(name: str, what: str) -> str:
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the {what} file {name}: {exc}") from None
+
+
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     import tarfile
     import tempfile
 
     from gateway.tlog.errors import TlogError
-    from gateway.tlog.verify import verify_bundle, verify_inclusion_of
+    from gateway.tlog.verify import verify_bundle, verify_inclusion_of, verify_witness_quorum
 
+    witness_keys = [line.strip() for name in args.witness or []
+                    for line in _text_file(name, "witness key").splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+    if args.quorum is not None and not witness_keys:
+        raise ConfigurationError("--quorum needs the witnesses' keys: give --witness KEYFILE")
+    quorum = len(witness_keys) if args.quorum is None else args.quorum
     keys = [
         line.strip() for line in Path(args.public_key).read_text(encoding="utf-8").splitlines()
         if line.strip()
@@ -241,17 +254,34 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
             )
             if args.entry is not None:
                 proof = verify_inclusion_of(bundle, keys, args.entry)
+            witnesses = verify_witness_quorum(bundle, witness_keys, quorum) if witness_keys \
+                else ()
         except TlogError as exc:
             print(f"dipgw: audit bundle FAILED verification: {exc}", file=sys.stderr)
             return EXIT_PROBLEM
     print(f"OK: {report.origin} — {len(report.checkpoints)} signed checkpoint(s), newest size "
           f"{report.size}; {report.entries_checked} entries and {report.tiles_checked} tiles "
           "checked, every signature and every root verified")
+    if witnesses:
+        print(f"newest checkpoint cosigned by {len(witnesses)} trusted witness(es), quorum "
+              f"{quorum}: {', '.join(witnesses)}")
     if args.entry is not None:
         print(f"entry {args.entry} is included in the checkpoint of size {proof.tree_size} "
               f"(inclusion proof of {len(proof.proof)} hashes)")
         if proof.entry is not None:
             print(proof.entry.decode("utf-8", errors="replace"))
+    return 0
+
+
+def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.witness import command
+
+    if args.witness_command == "keygen":
+        print(command.keygen(Path(args.out), args.name))
+        return 0
+    logs.configure(args.log_level)
+    command.serve(Path(args.key), args.name, Path(args.logs), Path(args.state),
+                  args.host, args.port)
     return 0
 
 
@@ -791,7 +821,8 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         "running: every checkpoint signature against the given keys only, each checkpoint "
         "consistent with the one before, the entries reproducing every signed root, no gap. "
         "Exits 0 only when every check passes.",
-        epilog="example: dipgw audit verify dipgw-audit-0-120.tar.gz --public-key keys.txt")
+        epilog="example: dipgw audit verify dipgw-audit-0-120.tar.gz --public-key keys.txt "
+        "--witness witnesses.txt --quorum 2")
     a_verify.add_argument("bundle")
     a_verify.add_argument("--public-key", required=True,
                           help="file of verifier keys, one a line (GET /v1/audit/keys)")
@@ -802,6 +833,10 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a_verify.add_argument("--origin", help="the log's origin line you expect")
     a_verify.add_argument("--min-size", type=int, default=0,
                           help="a size you know the log reached (detects a cut-back log)")
+    a_verify.add_argument("--witness", action="append", metavar="KEYFILE",
+                          help="file of trusted witness verifier keys, one a line; repeatable")
+    a_verify.add_argument("--quorum", type=int, help="witnesses that must have cosigned the "
+                          "newest checkpoint (default: every --witness key)")
     a_verify.set_defaults(handler=cmd_audit_verify)
     a_rotate = audit_sub.add_parser(
         "rotate-key", help="stage a new checkpoint signing key",
@@ -955,6 +990,34 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     keygen.add_argument("--out", required=True, help="file for the private key")
     keygen.add_argument("--algorithm", choices=["EdDSA", "ES256"], default="EdDSA")
     keygen.set_defaults(handler=cmd_keygen)
+
+    witness = sub.add_parser(
+        "witness", help="run a C2SP tlog-witness that cosigns the audit log's checkpoints",
+        description="A witness cosigns a log's checkpoint only if it is consistent with the "
+        "last one it cosigned (C2SP tlog-witness), so the log cannot show two histories.")
+    witness_sub = witness.add_subparsers(dest="witness_command", required=True,
+                                         metavar="ACTION")
+    w_keygen = witness_sub.add_parser(
+        "keygen", help="make a witness key (0600) and print its verifier key",
+        description="Write a new Ed25519 seed to FILE (0600, never overwriting) and print "
+        "the witness's verifier key for the gateway operator's DIPGW_WITNESSES file.")
+    w_keygen.add_argument("--out", required=True, help="file for the witness key")
+    w_keygen.add_argument("--name", required=True, help="the witness's name, e.g. "
+                          "witness.example.org/w1 (one key, one name)")
+    w_keygen.set_defaults(handler=cmd_witness)
+    w_serve = witness_sub.add_parser(
+        "serve", help="serve POST /add-checkpoint",
+        description="Serve C2SP tlog-witness add-checkpoint for the logs in --logs, keeping "
+        "the latest cosigned checkpoint of each in the SQLite file --state.")
+    w_serve.add_argument("--key", required=True, help="the witness key file (keygen --out)")
+    w_serve.add_argument("--name", required=True, help="the name the key was made for")
+    w_serve.add_argument("--logs", required=True,
+                         help="file of log verifier keys, one a line (GET /v1/audit/keys)")
+    w_serve.add_argument("--state", required=True, help="SQLite file of the witness's state")
+    w_serve.add_argument("--host", default="127.0.0.1")
+    w_serve.add_argument("--port", type=int, default=7380)
+    w_serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    w_serve.set_defaults(handler=cmd_witness)
 
     keys_cmd = sub.add_parser(
         "keys", help="make the gateway's own keys, once per installation")

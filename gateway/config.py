@@ -52,6 +52,11 @@ class Settings:
     # every process; may be a read-only mount (gateway.keyfiles).
     secrets_dir: Path | None = None
     checkpoint_interval_s: float = 10.0
+    # Witnesses asked to cosign each checkpoint (gateway.services.witnessing): a file of
+    # lines "<witness verifier key> <submission URL>"; none when unset. Each request gives
+    # up after the timeout; a witness that is down never holds up the log.
+    witnesses_file: Path | None = None
+    witness_timeout_s: float = 5.0
     push_retry_base_s: float = 5.0
     push_retry_cap_s: float = 600.0
     mesh_ack_check_s: float = 60.0
@@ -170,6 +175,9 @@ class Settings:
                 Path(env["DIPGW_AUDIT_KEYS_DIR"]) if env.get("DIPGW_AUDIT_KEYS_DIR") else None
             ),
             secrets_dir=Path(env["DIPGW_SECRETS_DIR"]) if env.get("DIPGW_SECRETS_DIR") else None,
+            witnesses_file=Path(env["DIPGW_WITNESSES"]) if env.get("DIPGW_WITNESSES") else None,
+            witness_timeout_s=_positive(env, "DIPGW_WITNESS_TIMEOUT_SECONDS",
+                                        cls.witness_timeout_s),
             push_retry_base_s=_int(env, "DIPGW_PUSH_RETRY_BASE_SECONDS",
                                    int(cls.push_retry_base_s)),
             push_retry_cap_s=_int(env, "DIPGW_PUSH_RETRY_CAP_SECONDS", int(cls.push_retry_cap_s)),

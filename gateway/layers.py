@@ -41,6 +41,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # Front ends.
     ("http", ("gateway.http",)),
     ("console", ("gateway.console",)),
+    # The C2SP witness server, run apart from the gateway: it shares only tlog and support.
+    ("witness", ("gateway.witness",)),
     # The composition root, which builds every part from its settings, and the command line.
     ("app", ("gateway.app", "gateway.cli", "gateway.__main__")),
 )

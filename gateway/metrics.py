@@ -165,6 +165,7 @@ class Metrics:
     delivery_lag: Histogram
     intake_paused: Gauge
     leader: Gauge
+    witness_requests: Counter
     store: StoreCollector
     # Each label set's child, looked up once: ``labels()`` takes a lock and builds a key
     # on every call, which on every message cost more than the increment itself.
@@ -224,6 +225,12 @@ class Metrics:
                 "dipgw_leader", "1 while this process leads and runs the role's job, "
                 "else 0 (a standby, or a role it is not configured for).",
                 ["role"], registry=registry,
+            ),
+            witness_requests=Counter(
+                "dipgw_witness_requests", "Requests to witnesses to cosign a checkpoint "
+                "(C2SP tlog-witness), by configured witness name and outcome: cosigned, "
+                "refused, unreachable, invalid-response, ahead-of-log (evidence of a split "
+                "view).", ["witness", "outcome"], registry=registry,
             ),
             store=StoreCollector(),
         )

@@ -762,7 +762,8 @@ def document() -> dict[str, Any]:
                 body=_POLICY_TEXT,
             )},
             "/v1/audit/checkpoint": {
-                "get": _operation("The newest signed checkpoint (auditor)", _NOTE,
+                "get": _operation("The newest signed checkpoint with the witnesses' cosignature "
+                                  "lines (C2SP tlog-cosignature) appended (auditor)", _NOTE,
                                   errors=(403, 404)),
                 "post": _operation("Sign a checkpoint now (auditor)", _NOTE, errors=(403, 404)),
             },

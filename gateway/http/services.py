@@ -21,6 +21,7 @@ from gateway.services.inbox import InboxNotifier
 from gateway.services.policy import PolicyService
 from gateway.services.relay import OutboxRelay
 from gateway.services.submission import SubmissionService
+from gateway.services.witnessing import Witnessing
 from gateway.storage.base import (
     AuditRepository,
     ConsentRepository,
@@ -47,6 +48,7 @@ class Services:
     consent_withdrawals: ConsentService
     audit: AuditRepository
     checkpointer: Checkpointer
+    witnessing: Witnessing
     audit_keys: AuditKeys
     clock: Callable[[], datetime]
     delivery_key_public: Mapping[str, Any]

@@ -184,8 +184,12 @@ class Checkpointer:
         *,
         interval_s: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_signed: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_signed``: told after each new checkpoint is stored, never awaited (the
+        witnesses are asked in the background: ``gateway.services.witnessing``)."""
         self._log = log_store
+        self._on_signed = on_signed
         self._keys = keys
         self._leadership = leadership
         self._clock = clock
@@ -292,6 +296,7 @@ class Checkpointer:
             if size > last:
                 await self._log.add_checkpoint(size, note, self._clock(), self._unstored)
                 self._unstored = []
+                self._on_signed()
             if successor is not None:
                 self._keys.complete_rotation()
                 log.info("audit_signing_key_rotated", key_id=self._keys.current.key_id.hex())

@@ -35,7 +35,13 @@ from gateway.pipeline.audit import AuditEvent, Pseudonymiser, entry_document
 from gateway.storage.base import AuditRepository, TileConflict
 from gateway.storage.engine import Database, note_audit_append
 from gateway.storage.rows import HotStatement, insert_ignoring_duplicates
-from gateway.storage.schema import audit_checkpoints, audit_entries, audit_head, audit_tiles
+from gateway.storage.schema import (
+    audit_checkpoints,
+    audit_cosignatures,
+    audit_entries,
+    audit_head,
+    audit_tiles,
+)
 from gateway.storage.tokens import spend
 from gateway.tlog.canonical import canonicalize
 from gateway.tlog.merkle import leaf_hash
@@ -193,6 +199,35 @@ class AuditLogStore(AuditRepository):
         def read(conn: Connection) -> tuple[int, datetime] | None:
             row = conn.execute(query).first()
             return (int(row.size), row.issued_at) if row else None
+
+        return await self._db.transaction(read)
+
+    async def add_cosignature(self, witness: str, size: int, line: str, at: datetime) -> None:
+        row = {"witness": witness, "checkpoint_size": size, "line": line, "cosigned_at": at}
+        await self._db.transaction(
+            lambda conn: insert_ignoring_duplicates(conn, audit_cosignatures, [row]))
+
+    async def cosignatures(self, size: int | None = None) -> dict[int, list[str]]:
+        query = select(audit_cosignatures.c.checkpoint_size, audit_cosignatures.c.line).order_by(
+            audit_cosignatures.c.checkpoint_size, audit_cosignatures.c.witness)
+        if size is not None:
+            query = query.where(audit_cosignatures.c.checkpoint_size == size)
+
+        def read(conn: Connection) -> dict[int, list[str]]:
+            found: dict[int, list[str]] = {}
+            for size, line in conn.execute(query):
+                found.setdefault(int(size), []).append(str(line))
+            return found
+
+        return await self._db.transaction(read)
+
+    async def cosigned_size(self, witness: str) -> int:
+        query = select(func.max(audit_cosignatures.c.checkpoint_size)).where(
+            audit_cosignatures.c.witness == witness)
+
+        def read(conn: Connection) -> int:
+            newest = conn.execute(query).scalar_one()
+            return 0 if newest is None else int(newest)
 
         return await self._db.transaction(read)
 

@@ -564,6 +564,21 @@ class AuditRepository(ABC):
         ``GET /metrics`` reports (``gateway.metrics``)."""
 
 
+    @abstractmethod
+    async def add_cosignature(self, witness: str, size: int, line: str, at: datetime) -> None:
+        """Keep a witness's cosignature line of the checkpoint of ``size`` (revision 0005);
+        one already kept for that witness and size is left as it is."""
+
+    @abstractmethod
+    async def cosignatures(self, size: int | None = None) -> dict[int, list[str]]:
+        """Checkpoint size → the cosignature lines kept for it, by witness (of one size,
+        or of all when None); only sizes some witness cosigned appear."""
+
+    @abstractmethod
+    async def cosigned_size(self, witness: str) -> int:
+        """The newest checkpoint size ``witness`` cosigned here; 0 when none."""
+
+
 class TokenLedger(ABC):
     """Remembers every token id used until the token expires, to refuse replays."""
 

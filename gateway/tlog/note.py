@@ -37,11 +37,15 @@ __all__ = [
     "SignedNote",
     "Signer",
     "Verifier",
+    "b64decode_strict",
+    "check_key_name",
     "format_verifier_key",
     "key_id",
+    "parse_signature_line",
     "parse_signed_note",
     "parse_verifier_key",
     "sign_note",
+    "validated_note_text",
     "verified_keys",
     "verify_note",
 ]
@@ -52,7 +56,7 @@ MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 1 << 20
 
 
-def _b64decode_strict(text: str, what: str) -> bytes:
+def b64decode_strict(text: str, what: str) -> bytes:
     """Standard RFC 4648 §4 base64 with padding, canonical (re-encodes to the same text)."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
@@ -63,7 +67,7 @@ def _b64decode_strict(text: str, what: str) -> bytes:
     return raw
 
 
-def _check_name(name: str) -> None:
+def check_key_name(name: str) -> None:
     """Key names are non-empty, with no Unicode space, no ``+`` and no control character."""
     if not name:
         raise MalformedNote("malformed key name: empty")
@@ -91,7 +95,7 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def format_verifier_key(name: str, public_key: bytes) -> str:
     """Verifier key string ``<name>+<hex8 key id>+<base64(0x01 || public_key)>``."""
-    _check_name(name)
+    check_key_name(name)
     if len(public_key) != 32:
         raise MalformedNote("malformed public key: Ed25519 keys are 32 bytes")
     encoded = base64.b64encode(bytes([ED25519_TYPE]) + public_key).decode("ascii")
@@ -129,10 +133,10 @@ def parse_verifier_key(vkey: str) -> Verifier:
     if len(parts) != 3:
         raise MalformedNote("malformed verifier key: expected name+keyid+key")
     name, hex_id, encoded = parts
-    _check_name(name)
+    check_key_name(name)
     if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
         raise MalformedNote("malformed verifier key: key ID must be 8 lowercase hex digits")
-    raw = _b64decode_strict(encoded, "verifier key")
+    raw = b64decode_strict(encoded, "verifier key")
     if len(raw) != 33 or raw[0] != ED25519_TYPE:
         raise MalformedNote("malformed verifier key: expected 0x01 followed by 32 key bytes")
     public_key = raw[1:]
@@ -175,7 +179,7 @@ class Signer:
     private_key: Ed25519PrivateKey
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
+        check_key_name(self.name)
 
     @property
     def public_key(self) -> bytes:
@@ -193,7 +197,7 @@ class Signer:
 
     def signature(self, text: str) -> NoteSignature:
         """Sign ``text`` (validated as a note text) and return the signature."""
-        message = _validated_text(text)
+        message = validated_note_text(text)
         return NoteSignature(self.name, self.key_id, self.private_key.sign(message))
 
     def sign(self, text: str) -> str:
@@ -201,7 +205,9 @@ class Signer:
         return sign_note(text, [self])
 
 
-def _validated_text(text: str) -> bytes:
+def validated_note_text(text: str) -> bytes:
+    """The UTF-8 bytes of a note text ("Format": non-empty, ending in a newline, no
+    control character but newline), the message a signature covers."""
     if not text or not text.endswith("\n"):
         raise MalformedNote("malformed note text: must be non-empty and end in a newline")
     return _check_text(text, "note text")
@@ -211,19 +217,20 @@ def sign_note(text: str, signers: Sequence[Signer]) -> str:
     """The signed note of ``text`` with one signature line per signer, in order."""
     if not signers:
         raise MalformedNote("malformed note: at least one signer is required")
-    _validated_text(text)
+    validated_note_text(text)
     return SignedNote(text, tuple(s.signature(text) for s in signers)).to_text()
 
 
-def _parse_signature_line(line: str) -> NoteSignature:
+def parse_signature_line(line: str) -> NoteSignature:
+    """One signature line without its newline: ``— <name> <base64(key ID || signature)>``."""
     if not line.startswith(EM_DASH_PREFIX):
         raise MalformedNote("malformed signature line: must start with an em dash and a space")
     rest = line[len(EM_DASH_PREFIX) :]
     name, sep, encoded = rest.partition(" ")
     if not sep:
         raise MalformedNote("malformed signature line: expected '— <name> <signature>'")
-    _check_name(name)
-    raw = _b64decode_strict(encoded, "signature")
+    check_key_name(name)
+    raw = b64decode_strict(encoded, "signature")
     if len(raw) < 5:
         raise MalformedNote("malformed signature: shorter than key ID plus signature")
     return NoteSignature(name=name, key_id=raw[:4], signature=raw[4:])
@@ -254,7 +261,7 @@ def parse_signed_note(note: str | bytes) -> SignedNote:
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise MalformedNote(f"malformed note: more than {MAX_SIGNATURES} signatures")
-    return SignedNote(text=text, signatures=tuple(_parse_signature_line(x) for x in lines))
+    return SignedNote(text=text, signatures=tuple(parse_signature_line(x) for x in lines))
 
 
 def verified_keys(note: SignedNote, verifiers: Iterable[Verifier]) -> list[Verifier]:

@@ -30,6 +30,10 @@ the level-0 tile hashes stand in for the leaf hashes. Verify it with
    the newest tree is present;
 7. every ``proofs/consistency`` file verifies (RFC 9162 §2.1.4.2) between signed roots.
 
+:func:`verify_witness_quorum` then checks that enough trusted witnesses cosigned the newest
+checkpoint (C2SP tlog-cosignature lines on ``checkpoint``), so the log cannot have shown
+this history to the auditor and another to someone else without a witness refusing.
+
 Any failure raises :class:`VerificationError` naming the file, checkpoint size or entry index.
 """
 
@@ -44,6 +48,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from gateway.tlog.checkpoint import OpenedCheckpoint, open_checkpoint
+from gateway.tlog.cosignature import CosignerVerifier, parse_cosigner_key, verified_cosignatures
 from gateway.tlog.errors import TlogError, VerificationError
 from gateway.tlog.merkle import (
     EMPTY_ROOT,
@@ -54,7 +59,7 @@ from gateway.tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from gateway.tlog.note import Verifier, parse_verifier_key
+from gateway.tlog.note import Verifier, parse_signed_note, parse_verifier_key
 from gateway.tlog.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -72,6 +77,7 @@ __all__ = [
     "VerificationError",
     "verify_bundle",
     "verify_inclusion_of",
+    "verify_witness_quorum",
 ]
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
@@ -489,3 +495,40 @@ def verify_inclusion_of(path: Path, verifier_keys: list[str], index: int) -> Inc
         root_hash=root_hash,
         signers=tuple(_key_label(v) for v in head.signers),
     )
+
+
+def verify_witness_quorum(path: Path, witness_keys: Sequence[str], quorum: int) -> tuple[str, ...]:
+    """Names of the trusted witnesses whose C2SP tlog-cosignature of the newest checkpoint
+    (the bundle's ``checkpoint``) verifies; :class:`VerificationError` unless at least
+    ``quorum`` distinct witnesses did.
+
+    Run it after :func:`verify_bundle`, which checks the log's own signature and the
+    entries. Distinct means distinct names: a witness named twice in ``witness_keys`` (two
+    keys) counts once, so a quorum cannot be met by one witness's several keys. A
+    cosignature line by a trusted witness that does not verify fails the whole bundle
+    (signed-note "Signatures"), as a forged line is evidence of tampering.
+    """
+    if quorum < 1:
+        raise VerificationError(f"a witness quorum must be at least 1, not {quorum}")
+    witnesses: list[CosignerVerifier] = []
+    for i, key in enumerate(witness_keys):
+        try:
+            witnesses.append(parse_cosigner_key(key))
+        except TlogError as exc:
+            raise VerificationError(f"witness key #{i}: {exc}") from exc
+    names = {w.name for w in witnesses}
+    if len(names) < quorum:
+        raise VerificationError(
+            f"a quorum of {quorum} witnesses was asked for, but only {len(names)} distinct "
+            "witness keys were given")
+    try:
+        note = parse_signed_note(_read(path, "checkpoint"))
+        cosigned = verified_cosignatures(note, witnesses)
+    except TlogError as exc:
+        raise VerificationError(f"checkpoint: {exc}") from exc
+    signed_by = tuple(dict.fromkeys(w.name for w in cosigned))
+    if len(signed_by) < quorum:
+        raise VerificationError(
+            f"checkpoint: cosigned by {len(signed_by)} of the trusted witnesses "
+            f"({', '.join(signed_by) or 'none'}), fewer than the quorum of {quorum}")
+    return signed_by

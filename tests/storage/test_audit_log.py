@@ -132,3 +132,17 @@ async def test_checkpoints_only_grow(audit: AuditLogStore) -> None:
     assert await audit.checkpoint(2) == (2, "note two")
     assert await audit.checkpoint(3) is None
     assert await audit.newest_checkpoint_issued() == (5, AT + timedelta(minutes=1))
+
+
+async def test_cosignatures_are_kept_once_per_witness_and_size(audit: AuditLogStore) -> None:
+    at = datetime(2026, 12, 4, tzinfo=UTC)
+    assert await audit.cosigned_size("w1") == 0
+    await audit.add_cosignature("w1", 3, "— w1 AAAA", at)
+    await audit.add_cosignature("w1", 3, "— w1 BBBB", at)
+    await audit.add_cosignature("w2", 3, "— w2 CCCC", at)
+    await audit.add_cosignature("w1", 7, "— w1 DDDD", at)
+    assert await audit.cosigned_size("w1") == 7
+    assert await audit.cosigned_size("w2") == 3
+    assert await audit.cosignatures(3) == {3: ["— w1 AAAA", "— w2 CCCC"]}
+    assert await audit.cosignatures() == {3: ["— w1 AAAA", "— w2 CCCC"], 7: ["— w1 DDDD"]}
+    assert await audit.cosignatures(5) == {}

@@ -29,7 +29,7 @@ BASELINE_TABLES = {
     "dispatches", "people", "grants", "directory_imports", "console_sessions",
     "console_sign_ins",
 }
-TABLES = BASELINE_TABLES | {"audit_head", "audit_tiles"}
+TABLES = BASELINE_TABLES | {"audit_head", "audit_tiles", "audit_cosignatures"}
 HEAD = ScriptDirectory.from_config(migrations.config()).get_current_head()
 AT = "2026-11-30T10:00:00.000000+00:00"
 

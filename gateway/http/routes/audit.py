@@ -30,6 +30,7 @@ from gateway.pipeline.audit import AuditAction, AuditEvent
 from gateway.pipeline.consent import SubjectKeys
 from gateway.services import audit_proofs
 from gateway.services.disclosures import DisclosureReport, disclosure_report, pseudonymiser
+from gateway.services.witnessing import cosigned_note
 from gateway.tlog.bundle import export_bundle
 from gateway.tlog.canonical import MAX_SAFE_INTEGER
 
@@ -48,12 +49,20 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+async def cosigned(services: Services, size: int, note: str) -> str:
+    """The signed checkpoint with the witnesses' cosignature lines kept for it appended
+    (C2SP tlog-cosignature): still a valid signed note, which verifiers that know no
+    witness read as before (``gateway.services.witnessing``)."""
+    lines = (await services.audit.cosignatures(size)).get(size, [])
+    return cosigned_note(note, lines) if lines else note
+
+
 async def latest(services: Services) -> tuple[int, str]:
-    """(size, signed note) of the newest checkpoint, signing the first one if none is yet."""
+    """(size, cosigned note) of the newest checkpoint, signing the first one if none is yet."""
     found = await services.audit.checkpoint() or await services.checkpointer.integrate()
     if found is None:
         raise NotFound("No checkpoint has been issued yet.")
-    return found
+    return found[0], await cosigned(services, *found)
 
 
 @routes.get("/v1/audit/checkpoint")
@@ -71,8 +80,8 @@ async def issue_checkpoint(request: web.Request) -> web.Response:
     principal = _auditor(request)
     services = request.app[SERVICES]
     await consulted(services, principal, "checkpoint", on_demand=True)
-    _, note = await services.checkpointer.integrate() or await latest(services)
-    return web.Response(text=note, content_type="text/plain")
+    size, note = await services.checkpointer.integrate() or await latest(services)
+    return web.Response(text=await cosigned(services, size, note), content_type="text/plain")
 
 
 @routes.get("/v1/audit/keys")
@@ -88,7 +97,7 @@ async def _checkpoint_of_size(services: Services, size: int) -> str:
         raise NotFound(
             f"No checkpoint of size {size} was issued; proofs are against signed sizes."
         )
-    return found[1]
+    return await cosigned(services, *found)
 
 
 async def inclusion_of(
@@ -165,9 +174,13 @@ async def export_archive(
     the export itself logged first (``details`` say the channel when it is not the API).
 
     ``dipgw audit verify BUNDLE --public-key KEYFILE`` checks it with no gateway running
-    (with ``--from``/``--to`` for a range).
+    (with ``--from``/``--to`` for a range; ``--witness KEYFILE --quorum N`` for the
+    witnesses' cosignatures of its newest checkpoint, which the export waits for up to
+    ``DIPGW_WITNESS_TIMEOUT_SECONDS``).
     """
     await services.checkpointer.integrate()
+    # The newest checkpoint was just signed: give the witnesses their timeout to cosign it.
+    await services.witnessing.settle()
     stored = await services.audit.checkpoints()
     if not stored:
         raise NotFound("No checkpoint has been issued yet.")
@@ -183,10 +196,12 @@ async def export_archive(
         details={"from": start, "to": end, "checkpoint_size": head, **details},
     ))
     all_entries = await services.audit.entries(0, head)
+    lines = await services.audit.cosignatures()
     with tempfile.TemporaryDirectory() as scratch:
         bundle = Path(scratch) / "bundle"
         export_bundle(
-            bundle, all_entries, [note for _, note in stored],
+            bundle, all_entries,
+            [cosigned_note(note, lines.get(size, [])) for size, note in stored],
             entry_range=None if (start, end) == (0, head) else (start, end),
         )
         archive = io.BytesIO()
