@@ -566,7 +566,7 @@ class AuditRepository(ABC):
 
     @abstractmethod
     async def add_cosignature(self, witness: str, size: int, line: str, at: datetime) -> None:
-        """Keep a witness's cosignature line of the checkpoint of ``size`` (revision 0005);
+        """Keep a witness's cosignature line of the checkpoint of ``size`` (revision 0006);
         one already kept for that witness and size is left as it is."""
 
     @abstractmethod

@@ -4,7 +4,7 @@ This is the schema the 13 SQLite steps of earlier releases leave
 (``gateway.storage.sqlite_legacy``), column for column and in the same column order, so
 that queries written against it run unchanged on databases those releases made, plus
 what later Alembic revisions add (``audit_head`` and the outbox and dispatch leases in
-0002, ``audit_tiles`` in 0004, ``audit_cosignatures`` in 0005). The
+0002, ``audit_tiles`` in 0004, ``audit_cosignatures`` in 0006). The
 column types below keep SQLite's stored values byte-identical to what those releases
 wrote (ISO 8601 text timestamps, 0/1 integers, BLOBs), while PostgreSQL gets its native
 types (``timestamptz``, ``boolean``, ``bytea``, ``bigint`` identity keys).
@@ -330,7 +330,7 @@ audit_tiles = Table(
     Column("root", LargeBinary, nullable=False),
 )
 
-# Witness cosignatures of checkpoints (revision 0005): one line per witness (its verifier
+# Witness cosignatures of checkpoints (revision 0006): one line per witness (its verifier
 # key string) and checkpoint size, as add-checkpoint returned it (gateway.services.witnessing).
 audit_cosignatures = Table(
     "audit_cosignatures",

@@ -1,7 +1,7 @@
 """Witness cosignatures of the audit log's checkpoints (C2SP tlog-cosignature).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 ``audit_cosignatures`` holds, per configured witness (its verifier key string) and per
 checkpoint size, the cosignature line the witness returned from C2SP tlog-witness
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
