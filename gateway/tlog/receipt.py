@@ -281,8 +281,8 @@ def verify_receipt(receipt: AuditReceipt, verifiers: Sequence[Verifier]) -> Veri
         raise ReceiptError("checkpoint: no trusted verifier keys given")
     checkpoint, signers = _open(receipt.inclusion.checkpoint, verifiers, "checkpoint")
     if checkpoint.origin != receipt.origin:
-        raise ReceiptError(f"checkpoint: origin {checkpoint.origin!r} is not the receipt's "
-                           f"origin {receipt.origin!r}")
+        raise ReceiptError(f"origin: the receipt names {receipt.origin!r}, its signed "
+                           f"checkpoint {checkpoint.origin!r}")
     if checkpoint.size != receipt.inclusion.size:
         raise ReceiptError(f"inclusion: size {receipt.inclusion.size} is not the signed "
                            f"checkpoint's size {checkpoint.size}")
