@@ -138,6 +138,18 @@ def retry_after_s(response: aiohttp.ClientResponse) -> int | None:
     return seconds if seconds <= MAX_RETRY_AFTER_S else None
 
 
+def _problem(response: aiohttp.ClientResponse, text: str) -> Mapping[str, Any]:
+    """The RFC 9457 problem of an error answer; a body that is not one (a proxy's page, or
+    something posing as the gateway) becomes one saying what came back."""
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return body
+    return {"title": response.reason or "", "detail": text[:200]}
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -205,12 +217,11 @@ class GatewayClient:
                 data=signed_body, headers=headers,
             ) as response:
                 text = await response.text()
-                body = json.loads(text) if text else {}
                 if response.status < 400:
-                    return Answer(response.status, body)
+                    return Answer(response.status, json.loads(text) if text else {})
                 wait_s = retry_after_s(response)
                 if wait_s is None or retries_left == 0:
-                    raise GatewayProblem(response.status, body)
+                    raise GatewayProblem(response.status, _problem(response, text))
             retries_left -= 1
             await asyncio.sleep(wait_s)
 
@@ -220,7 +231,8 @@ class GatewayClient:
             self._base + path, params=params, headers=self._headers()
         ) as response:
             if response.status >= 400:
-                raise GatewayProblem(response.status, json.loads(await response.text()))
+                raise GatewayProblem(response.status,
+                                     _problem(response, await response.text()))
             return await response.read()
 
     def _signed(self, envelope: Mapping[str, Any]) -> str:

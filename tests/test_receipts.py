@@ -17,8 +17,13 @@ from gateway.client import GatewayProblem
 from gateway.config import Settings
 from gateway.http.services import SERVICES
 from gateway.tlog.merkle import leaf_hash
-from gateway.tlog.receipt import parse_receipt, parse_verifier_keys, verify_receipt
-from tests.conftest import AgencyFactory, EXAMPLES, bearer, load
+from gateway.tlog.receipt import (
+    parse_receipt,
+    parse_verifier_keys,
+    verify_in_later_checkpoint,
+    verify_receipt,
+)
+from tests.conftest import EXAMPLES, AgencyFactory, bearer, load
 from tests.test_messages_end_to_end import wait_for_inbox
 
 RA1 = load(sorted((EXAMPLES / "ra1_notice").glob("valid*.json"))[0])
@@ -107,8 +112,6 @@ async def test_a_receipt_is_proved_again_in_a_later_checkpoint(
     assert verify_receipt(later, keys).index == first.index
 
     # Or offline: the receipt's own proof, carried by a consistency proof.
-    from gateway.tlog.receipt import verify_in_later_checkpoint
-
     answer = await agency(SENDER).consistency_proof(first.inclusion.size, later_size)
     proof = [base64.b64decode(h) for h in answer["proof"]]
     carried = verify_in_later_checkpoint(first, keys, answer["to_checkpoint"], proof)
