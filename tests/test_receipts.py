@@ -6,6 +6,7 @@ unknown id) that there is no such message."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ from gateway.tlog.receipt import (
     verify_receipt,
 )
 from tests.conftest import EXAMPLES, AgencyFactory, bearer, load
+from tests.test_inbox_at_acceptance import _next_event
 from tests.test_messages_end_to_end import wait_for_inbox
 
 RA1 = load(sorted((EXAMPLES / "ra1_notice").glob("valid*.json"))[0])
@@ -45,7 +47,7 @@ async def trusted(agency: AgencyFactory) -> list[Any]:
 
 
 async def test_the_202_and_the_delivered_item_carry_their_entry_s_receipt(
-    client: TestClient[Any, Any], agency: AgencyFactory,
+    client: TestClient[Any, Any], agency: AgencyFactory, settings: Settings,
 ) -> None:
     document = fresh()
     answer = await agency(SENDER).send(document)
@@ -58,6 +60,13 @@ async def test_the_202_and_the_delivered_item_carry_their_entry_s_receipt(
     delivered = parse_receipt(item["receipt"])
     assert delivered.index > pending.index
     assert delivered.entry_hash == await logged_hash(client, delivered.index)
+
+    # The live stream's event carries the same receipt as the inbox read.
+    stream = await client.get("/v1/inbox/stream", headers=bearer(settings, RECIPIENT))
+    event = await asyncio.wait_for(_next_event(stream), 5)
+    stream.close()
+    assert event["message_id"] == document["message_id"]
+    assert event["receipt"] == item["receipt"]
 
     # A replay answers the same receipt, read back from the log.
     again = await agency(SENDER).send(document)
