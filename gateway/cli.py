@@ -285,6 +285,57 @@ def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_receipt_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.tlog.errors import TlogError
+    from gateway.tlog.receipt import check_receipt_files
+
+    newer = Path(args.checkpoint) if args.checkpoint else None
+    proof = Path(args.proof) if args.proof else None
+    try:
+        verified = check_receipt_files(Path(args.receipt), Path(args.public_key), newer, proof)
+    except TlogError as exc:
+        print(f"dipgw: receipt FAILED verification: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"OK: entry {verified.index} is included in {verified.checkpoint.origin} at size "
+          f"{verified.checkpoint.size}, signed by {', '.join(verified.signers)}")
+    print(verified.entry.decode("utf-8", errors="replace"))
+    return 0
+
+
+async def _receipt_fetch(settings: Settings, args: argparse.Namespace) -> int:
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        answer = await client.receipt(args.message_id, args.size)
+    text = json.dumps(answer, indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+async def _audit_monitor(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.monitor import describe, monitor
+    from gateway.tlog.errors import TlogError
+    from gateway.tlog.receipt import parse_verifier_keys
+
+    logs.configure(args.log_level)
+    try:
+        verifiers = parse_verifier_keys(Path(args.public_key).read_text(encoding="utf-8"))
+    except (OSError, TlogError) as exc:
+        raise ConfigurationError(f"cannot use --public-key {args.public_key}: {exc}") from exc
+    async with GatewayClient(args.url, _dev_credentials(settings, args, args.org)) as client:
+        outcome = await monitor(
+            client, verifiers, Path(args.state),
+            receipts_dir=Path(args.receipts) if args.receipts else None,
+            metrics_file=Path(args.metrics_file) if args.metrics_file else None,
+            interval_s=args.interval, once=args.once)
+    if not outcome.passed:
+        print(f"dipgw: audit log ALERT: {describe(outcome.alerts)}", file=sys.stderr)
+        return EXIT_PROBLEM
+    return 0
+
+
 def cmd_audit_rotate(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.services.checkpoints import stage_rotation
 
@@ -852,6 +903,58 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     _add_identity(a_export)
     _add_url(a_export, settings)
     a_export.set_defaults(handler=_run_async(_audit_export))
+
+    a_monitor = audit_sub.add_parser(
+        "monitor", help="follow the signed checkpoints and check held receipts",
+        description="Poll GET /v1/audit/checkpoint; check each checkpoint is signed by a "
+        "trusted key and consistent with the last one seen (RFC 9162 consistency proof), "
+        "and that every receipt in --receipts is still included. On a fork or a missing "
+        "entry: an audit_monitor_alert log line, a metric and a non-zero exit.",
+        epilog="example: dipgw audit monitor --org CJIT-SFK --public-key keys.txt "
+        "--state monitor.state --receipts receipts/ --once")
+    a_monitor.add_argument("--public-key", required=True,
+                           help="file of trusted verifier keys, one a line (GET /v1/audit/keys)")
+    a_monitor.add_argument("--state", required=True,
+                           help="file keeping the last checkpoint that passed")
+    a_monitor.add_argument("--receipts", help="directory of receipt JSON files to check")
+    a_monitor.add_argument("--metrics-file",
+                           help="Prometheus textfile-collector file to write")
+    a_monitor.add_argument("--interval", type=float, default=60.0,
+                           help="seconds between polls (default: 60)")
+    a_monitor.add_argument("--once", action="store_true", help="check once and exit")
+    a_monitor.add_argument("--log-level", default="INFO")
+    _add_identity(a_monitor)
+    _add_url(a_monitor, settings)
+    a_monitor.set_defaults(handler=_run_async(_audit_monitor))
+
+    receipt_cmd = sub.add_parser(
+        "receipt", help="fetch and verify audit receipts of messages",
+        description="A receipt (dipgw-receipt/1) proves an audit entry about a message is "
+        "in a checkpoint the gateway signed.")
+    receipt_sub = receipt_cmd.add_subparsers(dest="receipt_command", required=True,
+                                             metavar="ACTION")
+    r_verify = receipt_sub.add_parser(
+        "verify", help="verify a receipt offline",
+        description="Check the entry's hash, the inclusion proof and the checkpoint's "
+        "signature with no gateway running; with --checkpoint and --proof, also that the "
+        "receipt's checkpoint is a prefix of a newer one. Exits 0 only if all verify.",
+        epilog="example: dipgw receipt verify receipt.json --public-key keys.txt")
+    r_verify.add_argument("receipt", help="the receipt JSON file")
+    r_verify.add_argument("--public-key", required=True,
+                          help="file of trusted verifier keys, one a line (GET /v1/audit/keys)")
+    r_verify.add_argument("--checkpoint", help="a newer signed checkpoint file")
+    r_verify.add_argument("--proof", help="the consistency proof from the receipt's "
+                          "checkpoint to --checkpoint (GET /v1/audit/proof/consistency "
+                          "JSON, or one base64 hash a line)")
+    r_verify.set_defaults(handler=cmd_receipt_verify)
+    r_fetch = receipt_sub.add_parser(
+        "fetch", help="fetch a message's receipt (its sender or a recipient)")
+    r_fetch.add_argument("message_id")
+    r_fetch.add_argument("--size", type=int, help="prove in the checkpoint of this size")
+    r_fetch.add_argument("--out", help="file to write (default: standard output)")
+    _add_identity(r_fetch)
+    _add_url(r_fetch, settings)
+    r_fetch.set_defaults(handler=_run_async(_receipt_fetch))
 
     directory_cmd = sub.add_parser(
         "directory", help="import the CJIT SPOC list (CSV); choose delivery channels")

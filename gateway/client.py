@@ -138,6 +138,18 @@ def retry_after_s(response: aiohttp.ClientResponse) -> int | None:
     return seconds if seconds <= MAX_RETRY_AFTER_S else None
 
 
+def _problem(response: aiohttp.ClientResponse, text: str) -> Mapping[str, Any]:
+    """The RFC 9457 problem of an error answer; a body that is not one (a proxy's page, or
+    something posing as the gateway) becomes one saying what came back."""
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        return body
+    return {"title": response.reason or "", "detail": text[:200]}
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -205,12 +217,11 @@ class GatewayClient:
                 data=signed_body, headers=headers,
             ) as response:
                 text = await response.text()
-                body = json.loads(text) if text else {}
                 if response.status < 400:
-                    return Answer(response.status, body)
+                    return Answer(response.status, json.loads(text) if text else {})
                 wait_s = retry_after_s(response)
                 if wait_s is None or retries_left == 0:
-                    raise GatewayProblem(response.status, body)
+                    raise GatewayProblem(response.status, _problem(response, text))
             retries_left -= 1
             await asyncio.sleep(wait_s)
 
@@ -220,11 +231,16 @@ class GatewayClient:
             self._base + path, params=params, headers=self._headers()
         ) as response:
             if response.status >= 400:
-                raise GatewayProblem(response.status, json.loads(await response.text()))
+                raise GatewayProblem(response.status,
+                                     _problem(response, await response.text()))
             return await response.read()
 
     def _signed(self, envelope: Mapping[str, Any]) -> str:
         return sign_envelope(envelope, self._credentials.private_jwk)
+
+    async def text(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        """A text resource (a signed checkpoint, the verifier keys); problems are raised."""
+        return (await self.download(path, params)).decode("utf-8")
 
     async def send(self, envelope: Mapping[str, Any]) -> Answer:
         """Submit a message (signed, if the client signs); 202 and 200 answers are
@@ -256,6 +272,27 @@ class GatewayClient:
 
     async def status(self, message_id: str) -> Mapping[str, Any]:
         return (await self.request("GET", f"/v1/messages/{message_id}")).body
+
+    async def receipt(self, message_id: str, size: int | None = None) -> Mapping[str, Any]:
+        """The audit receipt (``gateway.tlog.receipt``) of this organisation's part in a
+        message, proved in the newest signed checkpoint or in the one of ``size``."""
+        params = {"size": str(size)} if size is not None else None
+        return (await self.request("GET", f"/v1/messages/{message_id}/receipt",
+                                   params=params)).body
+
+    async def checkpoint(self) -> str:
+        """The newest signed checkpoint (C2SP signed note)."""
+        return await self.text("/v1/audit/checkpoint")
+
+    async def consistency_proof(self, old_size: int, new_size: int) -> Mapping[str, Any]:
+        """RFC 9162 §2.1.4 proof between two signed checkpoint sizes."""
+        return (await self.request("GET", "/v1/audit/proof/consistency", params={
+            "from": str(old_size), "to": str(new_size)})).body
+
+    async def inclusion_proof(self, index: int, size: int) -> Mapping[str, Any]:
+        """RFC 9162 §2.1.3 proof of entry ``index`` in the signed checkpoint of ``size``."""
+        return (await self.request("GET", "/v1/audit/proof/inclusion", params={
+            "index": str(index), "size": str(size)})).body
 
     async def inbox(self, limit: int = 50) -> list[Mapping[str, Any]]:
         answer = await self.request("GET", "/v1/inbox", params={"limit": str(limit)})

@@ -24,8 +24,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     # Sender-signed envelopes (IETF SD-JWT): what the client signs and recipients check.
     ("sdjwt", ("gateway.sdjwt",)),
-    # The agency client: what an agency system imports, so nothing of the server.
-    ("client", ("gateway.client",)),
+    # The agency client and its audit-log monitor: what an agency system imports, so
+    # nothing of the server.
+    ("client", ("gateway.client", "gateway.monitor")),
     # Pure rules, in the order ``gateway.pipeline`` states.
     ("pipeline", ("gateway.pipeline",)),
     # Rows in and out, one query module per aggregate; a service composes them into one

@@ -81,26 +81,44 @@ async def test_every_message_has_acceptance_decision_disclosure_and_consultation
 
 
 @pytest.mark.parametrize("role", [Role.SYSTEM, Role.SPOC, Role.IG_LEAD])
-async def test_only_auditors_read_the_audit_log(
+async def test_only_auditors_read_the_audit_log_s_entries(
     client: TestClient[Any, Any], settings: Settings, role: Role
 ) -> None:
-    for path in ("/v1/audit/checkpoint", "/v1/audit/entries", "/v1/audit/export",
-                 "/v1/audit/proof/inclusion?index=0"):
+    for path in ("/v1/audit/entries", "/v1/audit/export", "/v1/audit/disclosures?pnc_id=x"):
         response = await client.get(path, headers=bearer(settings, "CJIT-SFK", role))
         assert response.status == 403, path
     keys = await client.get("/v1/audit/keys", headers=bearer(settings, "CJIT-SFK", role))
     assert keys.status == 200
 
 
-async def test_each_audit_read_is_itself_logged(
+@pytest.mark.parametrize("role", [Role.SYSTEM, Role.SPOC, Role.IG_LEAD])
+async def test_agencies_follow_checkpoints_and_proofs_which_hold_only_hashes(
+    client: TestClient[Any, Any], settings: Settings, role: Role
+) -> None:
+    await client.post("/v1/audit/checkpoint",
+                      headers=bearer(settings, "DIP-ASSURE", Role.AUDITOR))
+    for path in ("/v1/audit/checkpoint", "/v1/audit/proof/inclusion?index=0"):
+        response = await client.get(path, headers=bearer(settings, "CJIT-SFK", role))
+        assert response.status == 200, path
+    issue = await client.post("/v1/audit/checkpoint", headers=bearer(settings, "CJIT-SFK", role))
+    assert issue.status == 403
+
+
+async def test_reads_of_entries_are_logged_and_hash_only_reads_are_not(
     client: TestClient[Any, Any], settings: Settings
 ) -> None:
-    auditor = bearer(settings, "DIP-ASSURE", Role.AUDITOR)
-    await client.get("/v1/audit/checkpoint", headers=auditor)
-    await audit_entries(client, settings)
+    await client.get("/v1/audit/checkpoint", headers=bearer(settings, "DIP-ASSURE",
+                                                           Role.AUDITOR))
+    before = len(await audit_entries(client, settings))
+    for _ in range(3):
+        for path in ("/v1/audit/checkpoint", "/v1/audit/proof/inclusion?index=0"):
+            agency = bearer(settings, "CJIT-SFK", Role.SYSTEM)
+            assert (await client.get(path, headers=agency)).status == 200, path
     entries = await audit_entries(client, settings)
+    # Only the one read of entries in between was logged: polling does not grow the log.
+    assert len(entries) == before + 1
     resources = [e["details"]["resource"] for e in entries if e["action"] == "consulted"]
-    assert "checkpoint" in resources and "entries" in resources
+    assert "entries" in resources and "checkpoint" not in resources
 
 
 async def test_accepted_message_cannot_exist_without_its_audit_entry(
@@ -113,7 +131,7 @@ async def test_accepted_message_cannot_exist_without_its_audit_entry(
     def broken(self: AuditLogStore, transaction: Any, event: Any) -> int:
         raise OSError("audit store unavailable")
 
-    monkeypatch.setattr(AuditLogStore, "append", broken)
+    monkeypatch.setattr(AuditLogStore, "append_entry", broken)
     with pytest.raises(GatewayProblem) as failed:
         await agency(document["from"]).send(document)
     monkeypatch.undo()

@@ -17,7 +17,13 @@ import pytest
 
 from gateway.domain.errors import AccessDenied
 from gateway.http.services import SERVICES
-from gateway.pipeline.audit import AuditAction, AuditEvent, AuditLog, Pseudonymiser
+from gateway.pipeline.audit import (
+    AuditAction,
+    AuditEvent,
+    AuditLog,
+    Pseudonymiser,
+    SequencedEntry,
+)
 from gateway.pipeline.consent import ConsentForm, ConsentRecord, SubjectKeys
 from gateway.storage.audit_log import AuditLogStore
 from gateway.storage.base import PolicyVersion
@@ -58,6 +64,9 @@ class FailingLog:
     """An audit log whose append fails, as a full disk or a broken entry would."""
 
     def append(self, transaction: Any, event: AuditEvent) -> int | None:
+        raise OSError("the audit entry could not be written")
+
+    def append_entry(self, transaction: Any, event: AuditEvent) -> SequencedEntry | None:
         raise OSError("the audit entry could not be written")
 
 

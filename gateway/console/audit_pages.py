@@ -273,7 +273,10 @@ async def inclusion_page(request: web.Request) -> web.Response:
         await consulted(services, principal, "checkpoint", on_demand=True,
                         channel=pages.CHANNEL)
         size, _ = await services.checkpointer.integrate() or await latest(services)
-    answer = await inclusion_of(services, principal, index, size, channel=pages.CHANNEL)
+    answer = await inclusion_of(services, index, size)
+    # The page shows the entry itself, which the proof alone does not disclose.
+    await consulted(services, principal, "inclusion_proof", index=index, size=size,
+                    channel=pages.CHANNEL)
     entry = (await services.audit.entries(index, index + 1))[0]
     checkpoint = check_checkpoint(services, size, str(answer["checkpoint"]))
     checked = check_inclusion(answer, entry, checkpoint)

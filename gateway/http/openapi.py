@@ -391,7 +391,35 @@ _RECEIPT = {
         },
         "decision": {"type": "object"},
         "audit_index": {"type": ["integer", "null"]},
+        "receipt": {"$ref": "#/components/schemas/AuditReceipt"},
         "timescale_breaches": _TIMESCALE_BREACHES,
+    },
+}
+_BASE64 = {"type": "string", "contentEncoding": "base64"}
+# gateway.tlog.receipt: "dipgw-receipt/1". Pending (a 202, an inbox item): index and
+# entry hash; proved (GET /v1/messages/{id}/receipt): with the entry and inclusion.
+_AUDIT_RECEIPT = {
+    "type": "object",
+    "required": ["format", "index", "entry_hash"],
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": "dipgw-receipt/1"},
+        "origin": {"type": "string"},
+        "index": {"type": "integer", "minimum": 0},
+        "entry": {**_BASE64, "description": "the entry's canonical JSON (RFC 8785)"},
+        "entry_hash": {**_BASE64, "description": "RFC 6962 leaf hash SHA-256(0x00||entry)"},
+        "inclusion": {
+            "type": "object",
+            "required": ["size", "proof", "checkpoint"],
+            "additionalProperties": False,
+            "properties": {
+                "size": {"type": "integer", "minimum": 1},
+                "proof": {"type": "array", "items": _BASE64,
+                          "description": "RFC 9162 §2.1.3.1 inclusion proof"},
+                "checkpoint": {"type": "string",
+                               "description": "C2SP signed checkpoint note"},
+            },
+        },
     },
 }
 _ACCEPTED = {
@@ -451,6 +479,7 @@ def document() -> dict[str, Any]:
                 **bundled_schemas(),
                 "Message": _message_schema(),
                 "Receipt": _RECEIPT,
+                "AuditReceipt": _AUDIT_RECEIPT,
                 "Problem": _PROBLEM_SCHEMA,
             },
             "responses": _problem_responses(),
@@ -478,6 +507,14 @@ def document() -> dict[str, Any]:
                 {"200": _json("Status and history")},
                 errors=(403,),
                 parameters=[_MESSAGE_ID],
+            )},
+            "/v1/messages/{message_id}/receipt": {"get": _operation(
+                "Audit receipt of the caller's part in a message: its log entry and an "
+                "inclusion proof in the newest signed checkpoint, or the one of ?size "
+                "(its sender: the acceptance; a recipient: its delivery)",
+                {"200": _json("The receipt", _schema("AuditReceipt"))},
+                errors=(403, 404),
+                parameters=[_MESSAGE_ID, _query_int("size")],
             )},
             "/v1/policy/decide": {"post": _operation(
                 "The decision the gateway would take, without sending",
@@ -763,7 +800,8 @@ def document() -> dict[str, Any]:
             )},
             "/v1/audit/checkpoint": {
                 "get": _operation("The newest signed checkpoint with the witnesses' cosignature "
-                                  "lines (C2SP tlog-cosignature) appended (auditor)", _NOTE,
+                                  "lines (C2SP tlog-cosignature) appended (any organisation, "
+                                  "auditor)", _NOTE,
                                   errors=(403, 404)),
                 "post": _operation("Sign a checkpoint now (auditor)", _NOTE, errors=(403, 404)),
             },
@@ -773,13 +811,15 @@ def document() -> dict[str, Any]:
                          "content": {"text/plain": {"schema": {"type": "string"}}}}},
             )},
             "/v1/audit/proof/inclusion": {"get": _operation(
-                "RFC 9162 inclusion proof of an entry in a signed checkpoint (auditor)",
+                "RFC 9162 inclusion proof of an entry in a signed checkpoint (hashes only: any "
+                "organisation, auditor)",
                 {"200": _json("Proof with the signed checkpoint")},
                 errors=(400, 403, 404),
                 parameters=[_query_int("index"), _query_int("size")],
             )},
             "/v1/audit/proof/consistency": {"get": _operation(
-                "RFC 9162 consistency proof between two signed checkpoints (auditor)",
+                "RFC 9162 consistency proof between two signed checkpoints (hashes only: any "
+                "organisation, auditor)",
                 {"200": _json("Proof with both checkpoints")},
                 errors=(400, 403, 404),
                 parameters=[_query_int("from"), _query_int("to")],

@@ -53,6 +53,7 @@ class Action(StrEnum):
     IMPORT_DIRECTORY = "preview, propose or approve a directory import"
     WORK_ON_POLICY = "validate, test, compare, simulate, propose or approve sharing policies"
     READ_AUDIT = "read the audit log"
+    FOLLOW_AUDIT = "follow the audit log's signed checkpoints and proofs"
 
 
 class Scope(Enum):
@@ -100,6 +101,12 @@ AUTHORITY: Mapping[Action, tuple[Allowance, ...]] = {
     Action.IMPORT_DIRECTORY: (_any(Role.DIRECTORY_ADMIN),),
     Action.WORK_ON_POLICY: (_any(Role.IG_LEAD),),
     Action.READ_AUDIT: (_any(Role.AUDITOR),),
+    # Checkpoints and proofs are hashes and signatures, no personal data: an agency
+    # checking that its receipts stay in the log and that the log never forks needs them
+    # (gateway.http.routes.audit).
+    Action.FOLLOW_AUDIT: (
+        _own(Role.SYSTEM, Role.SPOC, Role.IG_LEAD, Role.ORG_ADMIN), _any(Role.AUDITOR),
+    ),
 }
 
 # Which action grants each role, and which kinds of organisation its holder may belong to.

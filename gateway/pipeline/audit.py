@@ -112,7 +112,20 @@ def entry_document(event: AuditEvent, index: int, pseudonyms: Pseudonymiser) -> 
     return entry
 
 
+@dataclass(frozen=True, slots=True)
+class SequencedEntry:
+    """An entry as sequenced: its index and its RFC 6962 §2.1 leaf hash, both known when it
+    is appended, so a receipt (``gateway.tlog.receipt``) costs the appender no read."""
+
+    index: int
+    leaf_hash: bytes
+
+
 class AuditLog(Protocol):
     def append(self, transaction: Any, event: AuditEvent) -> int | None:
         """Append inside ``transaction``; return the entry's index once it is sequenced."""
+        ...
+
+    def append_entry(self, transaction: Any, event: AuditEvent) -> SequencedEntry | None:
+        """``append``, answering the index with the entry's leaf hash."""
         ...

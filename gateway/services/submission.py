@@ -47,6 +47,7 @@ from gateway.storage.base import (
     Receipt,
     Submission,
 )
+from gateway.tlog.receipt import AuditReceipt
 
 
 class InboxAtAcceptance(Protocol):
@@ -271,7 +272,10 @@ def acceptance_event(submission: Submission) -> AuditEvent:
 
 
 def receipt_view(receipt: Receipt) -> dict[str, Any]:
-    """The JSON answer to a submission (CONTRACT.md, ``POST /v1/messages``)."""
+    """The JSON answer to a submission (CONTRACT.md, ``POST /v1/messages``), with the
+    acceptance entry's pending receipt (``gateway.tlog.receipt``): its index and leaf hash,
+    from the append itself. No checkpoint covers the entry yet, since checkpoints are
+    signed periodically; ``GET /v1/messages/{id}/receipt`` answers the proved receipt."""
     return {
         "message_id": receipt.message_id,
         "status": receipt.status.value,
@@ -286,5 +290,7 @@ def receipt_view(receipt: Receipt) -> dict[str, Any]:
         ],
         "decision": combined([decision for _, decision in receipt.decisions]),
         "audit_index": receipt.audit_index,
+        **({"receipt": AuditReceipt(None, receipt.audit_index, receipt.entry_hash).as_json()}
+           if receipt.audit_index is not None and receipt.entry_hash is not None else {}),
         "timescale_breaches": [b.as_dict() for b in receipt.timescale_breaches],
     }

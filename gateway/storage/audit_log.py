@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, literal_column, select, tuple_, update
 
 from gateway.domain.model import TokenUse
-from gateway.pipeline.audit import AuditEvent, Pseudonymiser, entry_document
+from gateway.pipeline.audit import AuditEvent, Pseudonymiser, SequencedEntry, entry_document
 from gateway.storage.base import AuditRepository, TileConflict
 from gateway.storage.engine import Database, note_audit_append
 from gateway.storage.rows import HotStatement, insert_ignoring_duplicates
@@ -70,6 +70,9 @@ class AuditLogStore(AuditRepository):
         """Sequence ``event`` inside ``transaction`` (the caller's ``Connection``, the
         ``AuditLog`` seam) and return its index; it is logged if and only if the caller's
         transaction commits."""
+        return self.append_entry(transaction, event).index
+
+    def append_entry(self, transaction: Any, event: AuditEvent) -> SequencedEntry:
         conn: Connection = transaction
         note_audit_append(conn)
         row = _TAKE_INDEX.execute(conn, {}).fetchone()
@@ -80,8 +83,9 @@ class AuditLogStore(AuditRepository):
             )
         index = int(row[0])
         data = canonicalize(entry_document(event, index, self._pseudonyms))
-        _INSERT_ENTRY.execute(conn, {"idx": index, "entry": data, "leaf_hash": leaf_hash(data)})
-        return index
+        hashed = leaf_hash(data)
+        _INSERT_ENTRY.execute(conn, {"idx": index, "entry": data, "leaf_hash": hashed})
+        return SequencedEntry(index, hashed)
 
     async def record(self, event: AuditEvent, token_use: TokenUse | None = None) -> int:
         def write(conn: Connection) -> int:

@@ -24,7 +24,7 @@ from gateway.domain.model import (
     isoformat,
 )
 from gateway.domain.timescales import Breach
-from gateway.pipeline.audit import AuditEvent, AuditLog
+from gateway.pipeline.audit import AuditEvent, AuditLog, SequencedEntry
 from gateway.pipeline.consent import ConsentRecord, SubjectKeys
 from gateway.pipeline.resolution import Involvement
 from gateway.tlog.tilehash import HashReads, StoredHashes, Tile
@@ -80,6 +80,9 @@ class Receipt:
     decisions: tuple[tuple[str, Decision], ...]
     audit_index: int | None
     replayed: bool = False
+    # The acceptance entry's RFC 6962 leaf hash, from the append itself: the pending audit
+    # receipt of the answer (gateway.tlog.receipt).
+    entry_hash: bytes | None = None
     resolved_by: Mapping[str, str] = field(default_factory=dict)
     # Handbook timescales the message reports as missed (gateway.domain.timescales): read from
     # the message, never stored, so a replay finds the same.
@@ -189,6 +192,22 @@ class InboxItem:
     # The sender's SD-JWT with every disclosure (None: sent unsigned); the recipient is
     # shown only the presentation of its share (gateway.sdjwt.envelope.for_recipient).
     sender_signature: str | None = None
+    # The delivery's audit entry (MESSAGE_DELIVERED): its index and RFC 6962 leaf hash,
+    # the pending receipt beside the item (gateway.tlog.receipt); None for a delivery
+    # made before revision 0007 recorded them.
+    audit_index: int | None = None
+    entry_hash: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEntries:
+    """Who a message is between and where the audit log holds its acceptance and each
+    recipient's delivery: what ``GET /v1/messages/{id}/receipt`` proves."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    acceptance: int | None
+    deliveries: Mapping[str, int] = field(default_factory=dict)
 
 
 class InboxState(StrEnum):
@@ -512,6 +531,10 @@ class AuditRepository(ABC):
         """Sequence an entry inside an open transaction (the ``AuditLog`` seam)."""
 
     @abstractmethod
+    def append_entry(self, transaction: Any, event: AuditEvent) -> SequencedEntry:
+        """``append``, answering the entry's leaf hash with its index."""
+
+    @abstractmethod
     async def record(self, event: AuditEvent, token_use: TokenUse | None = None) -> int:
         """Sequence an entry in a transaction of its own (consultations, key rotation);
         with the request's ``token_use`` recorded in it (``TokenReplayed``, logging
@@ -723,6 +746,11 @@ class MessageRepository(ABC):
 
     @abstractmethod
     async def get(self, message_id: str) -> MessageRecord | None: ...
+
+    @abstractmethod
+    async def logged_entries(self, message_id: str) -> LoggedEntries | None:
+        """Where the log holds a message's acceptance and each delivery (for receipts);
+        None for an unknown message."""
 
     @abstractmethod
     async def senders_of(self, message_ids: Sequence[str]) -> dict[str, str]:

@@ -103,6 +103,10 @@ _INBOX_INSERT = {
     "postgresql": HotStatement(postgresql.insert(_inbox).values(_INBOX_VALUES)
                                .on_conflict_do_nothing().returning(_inbox.c.seq)),
 }
+_INBOX_AUDIT_INDEX = HotStatement(
+    update(_inbox).where(_inbox.c.seq == bindparam("seq"))
+    .values(audit_index=bindparam("audit_index"))
+)
 # Read for every delivery, so a HotStatement (see gateway.storage.rows).
 _PERMITTED_SHARE = HotStatement(
     select(_messages.c.type, _messages.c.subject_pnc, _messages.c.subject_name_dob,
@@ -442,7 +446,7 @@ def put_in_inbox(
     if not inserted:
         return False
     record_status(conn, message_id, recipient, MessageStatus.DELIVERED, at, delivery.detail)
-    audit.append(
+    logged = audit.append_entry(
         conn,
         AuditEvent(
             action=AuditAction.MESSAGE_DELIVERED,
@@ -458,6 +462,9 @@ def put_in_inbox(
             },
         ),
     )
+    if logged is not None:
+        # By the row's key, just returned: the delivery's receipt (revision 0007).
+        _INBOX_AUDIT_INDEX.execute(conn, {"seq": inserted[0][0], "audit_index": logged.index})
     if delivery.notice_to is not None:
         owe_dispatch(conn, message_id, recipient, "email", DispatchPurpose.NOTICE,
                      delivery.notice_to, at)

@@ -65,6 +65,7 @@ from gateway.storage.base import (
     InboxFilter,
     InboxItem,
     InboxState,
+    LoggedEntries,
     MessageRecord,
     MessageRepository,
     OutboxItem,
@@ -84,7 +85,14 @@ from gateway.storage.rows import (
     insert_ignoring_duplicates,
     json_text,
 )
-from gateway.storage.schema import deliveries, inbox, messages, outbox, status_events
+from gateway.storage.schema import (
+    audit_entries,
+    deliveries,
+    inbox,
+    messages,
+    outbox,
+    status_events,
+)
 from gateway.storage.tokens import spend
 
 # How long a claimed outbox row stays with the process that claimed it. The relay holds a
@@ -199,7 +207,8 @@ class MessageStore(DeliveryStore, MessageRepository):
                         "message; choose a new UUID for new content."
                     )
                 return _receipt(conn, envelope.message_id, replayed=True)
-            audit_index = audit.append(conn, event)
+            logged = audit.append_entry(conn, event)
+            audit_index = logged.index if logged is not None else None
             _SET_AUDIT_INDEX.execute(
                 conn, {"stored_id": envelope.message_id, "audit_index": audit_index})
             record_status(conn, envelope.message_id, None,
@@ -251,6 +260,7 @@ class MessageStore(DeliveryStore, MessageRepository):
                 status=MessageStatus.ACCEPTED if permitted else MessageStatus.REFUSED,
                 decisions=tuple((d.recipient, d.decision) for d in submission.deliveries),
                 audit_index=audit_index,
+                entry_hash=logged.leaf_hash if logged is not None else None,
                 resolved_by={d.recipient: d.resolved_by
                              for d in submission.deliveries if d.resolved_by},
                 outbox=tuple(handed),
@@ -261,6 +271,32 @@ class MessageStore(DeliveryStore, MessageRepository):
 
     async def get(self, message_id: str) -> MessageRecord | None:
         return await self._db.read(lambda conn: _message_record(conn, message_id))
+
+    async def logged_entries(self, message_id: str) -> LoggedEntries | None:
+        def read(conn: Connection) -> LoggedEntries | None:
+            found = conn.execute(
+                select(messages.c.sender, messages.c.audit_index)
+                .where(messages.c.message_id == message_id)
+            ).first()
+            if found is None:
+                return None
+            shares = conn.execute(
+                select(deliveries.c.recipient, inbox.c.audit_index)
+                .select_from(deliveries.outerjoin(inbox, and_(
+                    inbox.c.message_id == deliveries.c.message_id,
+                    inbox.c.recipient == deliveries.c.recipient)))
+                .where(deliveries.c.message_id == message_id)
+                .order_by(deliveries.c.position)
+            ).all()
+            return LoggedEntries(
+                sender=found.sender,
+                recipients=tuple(row.recipient for row in shares),
+                acceptance=found.audit_index,
+                deliveries={row.recipient: int(row.audit_index) for row in shares
+                            if row.audit_index is not None},
+            )
+
+        return await self._db.read(read)
 
     async def sent(self, sender: str, limit: int, offset: int = 0) -> list[MessageRecord]:
         def read(conn: Connection) -> list[MessageRecord]:
@@ -475,9 +511,13 @@ _ABOUT_PERSON = {dialect: HotStatement(_about_person(dialect))
 
 
 def _receipt(conn: Connection, message_id: str, *, replayed: bool) -> Receipt:
-    audit_index = conn.execute(
-        select(messages.c.audit_index).where(messages.c.message_id == message_id)
-    ).scalar_one()
+    # A replay only: the acceptance's leaf hash for its receipt, read back with its index.
+    audit_index, entry_hash = conn.execute(
+        select(messages.c.audit_index, audit_entries.c.leaf_hash)
+        .select_from(messages.outerjoin(audit_entries,
+                                        audit_entries.c.idx == messages.c.audit_index))
+        .where(messages.c.message_id == message_id)
+    ).one()
     rows = conn.execute(
         select(deliveries.c.recipient, deliveries.c.decision_json, deliveries.c.permitted,
                deliveries.c.resolved_by)
@@ -490,6 +530,7 @@ def _receipt(conn: Connection, message_id: str, *, replayed: bool) -> Receipt:
         decisions=tuple((row.recipient, _decision_from_json(row.decision_json))
                         for row in rows),
         audit_index=audit_index,
+        entry_hash=None if entry_hash is None else bytes(entry_hash),
         replayed=replayed,
         resolved_by={row.recipient: row.resolved_by for row in rows if row.resolved_by},
     )
@@ -550,11 +591,14 @@ def _inbox_select() -> Select[Any]:
             inbox.c.acknowledged_at, _escalated(status_events.alias("e")).label("escalated"),
             case((inbox.c.closed_reason == MessageStatus.WITHDRAWN.value, inbox.c.closed_at))
             .label("withdrawn_at"), messages.c.sender_signature,
+            inbox.c.audit_index, audit_entries.c.leaf_hash,
         )
         .select_from(inbox)
         .join(deliveries, and_(deliveries.c.message_id == inbox.c.message_id,
                                deliveries.c.recipient == inbox.c.recipient))
         .join(messages, messages.c.message_id == inbox.c.message_id)
+        # The delivery's entry, by its primary key, for the item's receipt.
+        .outerjoin(audit_entries, audit_entries.c.idx == inbox.c.audit_index)
     )
 
 
@@ -569,7 +613,7 @@ _OPEN_INBOX = HotStatement(
 
 def _inbox_item(row: Any) -> InboxItem:
     (seq, mid, mtype, sender, delivered, decision, payload, acknowledged, escalated,
-     withdrawn, signature) = row
+     withdrawn, signature, audit_index, entry_hash) = row
     return InboxItem(
         seq=seq,
         message_id=mid,
@@ -582,6 +626,8 @@ def _inbox_item(row: Any) -> InboxItem:
         acknowledged_at=acknowledged,
         withdrawn_at=withdrawn,
         sender_signature=signature,
+        audit_index=audit_index,
+        entry_hash=None if entry_hash is None else bytes(entry_hash),
     )
 
 

@@ -235,6 +235,8 @@ inbox = Table(
     Column("acknowledged_by", Text),
     Column("closed_at", Timestamp),
     Column("closed_reason", Text),
+    # The delivery's audit entry (revision 0007), for its receipt.
+    Column("audit_index", Count),
     UniqueConstraint("message_id", "recipient"),
     ForeignKeyConstraint(
         ["message_id", "recipient"], ["deliveries.message_id", "deliveries.recipient"]

@@ -33,6 +33,7 @@ from gateway.storage.base import (
 )
 from gateway.storage.engine import Database, open_database
 from gateway.storage.messages import OUTBOX_LEASE, MessageStore
+from gateway.tlog.merkle import leaf_hash
 
 AT = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 SENDER = "POL-SFK"
@@ -125,10 +126,11 @@ async def test_a_new_message_is_stored_with_its_shares_outbox_and_audit_entry(
     sub = submission({"LA-SFK": decision(True), "PROB-SFK": decision(False)})
     receipt = await accept(database, sub)
 
+    entry, = await audit_log(database).entries(0, 1)
     assert receipt == Receipt(
         message_id=sub.envelope.message_id, status=MessageStatus.ACCEPTED,
         decisions=(("LA-SFK", decision(True)), ("PROB-SFK", decision(False))),
-        audit_index=0, resolved_by={"LA-SFK": "area"},
+        audit_index=0, resolved_by={"LA-SFK": "area"}, entry_hash=leaf_hash(entry),
     )
     assert await audit_log(database).size() == 1
     assert await rows(database, schema.outbox, schema.outbox.c.recipient,
@@ -157,7 +159,9 @@ async def test_an_identical_resubmission_gets_the_receipt_back_and_logs_nothing(
     assert again == Receipt(
         message_id=first.message_id, status=first.status, decisions=first.decisions,
         audit_index=first.audit_index, replayed=True, resolved_by=first.resolved_by,
+        entry_hash=first.entry_hash,
     )
+    assert first.entry_hash is not None
     assert await audit_log(database).size() == 1
     assert len(await rows(database, schema.outbox)) == 1
 

@@ -1,9 +1,28 @@
 """``/v1/audit``: signed checkpoints, verifier keys, proofs and offline-verifiable export.
 
-Only the ``auditor`` role reads the log (keys excepted: anyone authenticated may fetch
-them), and every read is itself logged as a consultation. What a route reads is built by a
-function here (``latest``, ``inclusion_of``, ``export_archive``, ``disclosures_of``) that
-the console's auditor pages call too, so the page and the API answer from one copy.
+Only the ``auditor`` role reads the log's entries (the entries, the export, the
+disclosure report), and each such read is itself logged as a consultation. What a route
+reads is built by a function here (``latest``, ``inclusion_of``, ``export_archive``,
+``disclosures_of``) that the console's auditor pages call too, so the page and the API
+answer from one copy.
+
+Following the log is open wider (``access.Action.FOLLOW_AUDIT``: any organisation's
+system, SPOC, IG lead or administrator, and auditors): ``GET /v1/audit/checkpoint``,
+``/v1/audit/proof/consistency`` and ``/v1/audit/proof/inclusion`` answer signed tree heads
+and SHA-256 hashes only. An agency's monitor (``dipgw audit monitor``) needs them to see
+that the log never forks and that the entries its receipts name stay in it; without
+them a receipt proves only what the gateway chose to show that one agency. Inclusion
+proofs are answered for any index, not only entries about the caller's own messages: a
+proof is the entry's leaf hash and sibling hashes, and an entry (an RFC 8785 document
+with a time to the microsecond, random message ids and keyed pseudonyms) cannot be
+recovered or confirmed from its hash, so a proof discloses neither the entry nor whom it
+is about; restricting it would need the gateway to read the entry to decide, for no gain.
+
+These hash-only reads are not logged as consultations. DPA 2018 s.62(1)(b) requires a
+log of *consultation of personal data*; a checkpoint or proof holds none, and logging
+each poll would grow the log without limit as monitors poll (each entry a new
+checkpoint to poll). Reads that do disclose entries (entries, export, disclosures, a
+message's receipt) are still logged before they are answered.
 """
 
 from __future__ import annotations
@@ -45,6 +64,12 @@ def _auditor(request: web.Request) -> Principal:
     return principal
 
 
+def _follower(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    access.authorise(principal, access.Action.FOLLOW_AUDIT, principal.org.code)
+    return principal
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -67,10 +92,9 @@ async def latest(services: Services) -> tuple[int, str]:
 
 @routes.get("/v1/audit/checkpoint")
 async def checkpoint(request: web.Request) -> web.Response:
-    principal = _auditor(request)
-    services = request.app[SERVICES]
-    size, note = await latest(services)
-    await consulted(services, principal, "checkpoint", size=size)
+    """The newest signed checkpoint; a hash-only read, not logged (module docstring)."""
+    _follower(request)
+    _, note = await latest(request.app[SERVICES])
     return web.Response(text=note, content_type="text/plain")
 
 
@@ -101,20 +125,17 @@ async def _checkpoint_of_size(services: Services, size: int) -> str:
 
 
 async def inclusion_of(
-    services: Services, principal: Principal, index: int, size: int | None = None,
-    **details: object,
+    services: Services, index: int, size: int | None = None,
 ) -> dict[str, object]:
     """RFC 9162 §2.1.3.1 inclusion proof of entry ``index`` in the signed checkpoint of
-    ``size`` (the newest when None), logged as a consultation (``details`` say the channel
-    when it is not the API). Checking it is left to the reader: that is the point."""
+    ``size`` (the newest when None). Checking it is left to the reader: that is the point.
+    Hashes only, so not logged as a consultation (module docstring)."""
     latest_size, _ = await latest(services)
     size = latest_size if size is None else size
     note = await _checkpoint_of_size(services, size)
     if index >= size:
         raise MalformedRequest(f"Entry {index} is not in a tree of size {size}.")
     leaf, proof = await audit_proofs.inclusion(services.audit, index, size)
-    await consulted(services, principal, "inclusion_proof", message_ids=(), subject=None,
-                    index=index, size=size, **details)
     return {
         "index": index, "size": size, "leaf_hash": _b64(leaf),
         "proof": [_b64(h) for h in proof], "checkpoint": note,
@@ -123,16 +144,17 @@ async def inclusion_of(
 
 @routes.get("/v1/audit/proof/inclusion")
 async def inclusion(request: web.Request) -> web.Response:
-    principal = _auditor(request)
+    _follower(request)
     services = request.app[SERVICES]
     size = query_int(request, "size") if "size" in request.query else None
     index = query_int(request, "index")
-    return web.json_response(await inclusion_of(services, principal, index, size))
+    return web.json_response(await inclusion_of(services, index, size))
 
 
 @routes.get("/v1/audit/proof/consistency")
 async def consistency(request: web.Request) -> web.Response:
-    principal = _auditor(request)
+    """RFC 9162 §2.1.4 proof between two signed sizes; hash-only, not logged."""
+    _follower(request)
     services = request.app[SERVICES]
     old, new = query_int(request, "from"), query_int(request, "to")
     if not 0 < old <= new:
@@ -140,7 +162,6 @@ async def consistency(request: web.Request) -> web.Response:
     old_note = await _checkpoint_of_size(services, old)
     new_note = await _checkpoint_of_size(services, new)
     proof = await audit_proofs.consistency(services.audit, old, new)
-    await consulted(services, principal, "consistency_proof", old=old, new=new)
     return web.json_response({
         "from": old, "to": new, "proof": [_b64(h) for h in proof],
         "from_checkpoint": old_note, "to_checkpoint": new_note,

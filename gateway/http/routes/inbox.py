@@ -21,6 +21,7 @@ from gateway.http.services import SERVICES, Services
 from gateway.pipeline import access
 from gateway.sdjwt.envelope import for_recipient
 from gateway.storage.base import InboxItem
+from gateway.tlog.receipt import AuditReceipt
 
 routes = web.RouteTableDef()
 log = structlog.get_logger(__name__)
@@ -32,9 +33,10 @@ KEEPALIVE_S = 15.0
 
 def item_view(item: InboxItem, organisations: Mapping[str, Organisation]) -> dict[str, Any]:
     """One delivered message, with the handbook timescales it reports as missed (read
-    from what this recipient was given), so a SPOC sees them beside it; and, when the
-    sender signed it, the sender's SD-JWT presenting exactly this envelope, which the
-    recipient can check with the sender's key alone (``dipgw verify-message``)."""
+    from what this recipient was given), so a SPOC sees them beside it; when the sender
+    signed it, the sender's SD-JWT presenting exactly this envelope, which the recipient
+    can check with the sender's key alone (``dipgw verify-message``); and the pending
+    receipt of its delivery's audit entry."""
     return {
         "seq": item.seq,
         "message_id": item.message_id,
@@ -46,6 +48,9 @@ def item_view(item: InboxItem, organisations: Mapping[str, Organisation]) -> dic
         **({"sender_signature": for_recipient(item.sender_signature, item.decision.redactions)}
            if item.sender_signature is not None else {}),
         "timescale_breaches": [b.as_dict() for b in breaches(item.envelope, organisations)],
+        # The delivery entry's pending receipt; GET /v1/messages/{id}/receipt proves it.
+        **({"receipt": AuditReceipt(None, item.audit_index, item.entry_hash).as_json()}
+           if item.audit_index is not None and item.entry_hash is not None else {}),
     }
 
 

@@ -26,7 +26,7 @@ from gateway.domain.model import (
     recipient_status,
 )
 from gateway.domain.timescales import breaches
-from gateway.http.body import read_json, read_message
+from gateway.http.body import query_int, read_json, read_message
 from gateway.http.consultation import consulted
 from gateway.http.context import TOKEN_USE, principal_of
 from gateway.http.decide_actions import assess_and_log
@@ -35,6 +35,7 @@ from gateway.http.services import SERVICES, Services
 from gateway.pipeline import access
 from gateway.pipeline.decision import combined
 from gateway.sdjwt.envelope import SignedEnvelope
+from gateway.services import receipts
 from gateway.services.submission import receipt_view
 from gateway.storage.base import MessageRecord, Receipt
 
@@ -156,6 +157,27 @@ async def message_status(request: web.Request) -> web.Response:
             "history": [event.as_dict() for event in history],
         }
     )
+
+
+@routes.get("/v1/messages/{message_id}/receipt")
+async def message_receipt(request: web.Request) -> web.Response:
+    """The audit receipt of the caller's part in a message (``gateway.services.receipts``):
+    its log entry and an inclusion proof in the newest signed checkpoint, or in the one of
+    ``?size=N``, to carry an older receipt to a later checkpoint. Authorised as
+    ``GET /v1/messages/{id}`` is, from the caller's grants; a message that is not the
+    caller's is answered as one that does not exist. Logged as a consultation: the entry
+    names the message's subject by pseudonym (DPA 2018 s.62(1)(b))."""
+    services = request.app[SERVICES]
+    principal = principal_of(request)
+    access.authorise(principal, access.Action.READ_STATUS, principal.org.code)
+    message_id = request.match_info["message_id"].lower()
+    size = query_int(request, "size", minimum=1) if "size" in request.query else None
+    receipt = await receipts.message_receipt(
+        services.messages, services.audit, services.checkpointer, services.audit_keys.origin,
+        message_id, principal.org.code, size)
+    await consulted(services, principal, "message_receipt", message_ids=(message_id,),
+                    index=receipt.index)
+    return web.json_response(receipt.as_json())
 
 
 def visible_status(
