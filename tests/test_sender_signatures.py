@@ -223,3 +223,27 @@ async def test_a_signed_batch_and_a_signed_resubmission(
     for document in documents:
         for item in (await _received(agency, document)).values():
             check_received(item["envelope"], item["sender_signature"], public)
+
+
+async def test_the_log_binds_the_signed_message_each_recipient_holds(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory
+) -> None:
+    """The sender's receipt names the document's hash and its JWS's; every recipient's
+    presentation carries that same JWS, so each can find its message in the log."""
+    import base64
+    import hashlib
+
+    from gateway.sdjwt.envelope import sender_jws_sha256
+
+    document = load(SPLIT)
+    signer = _signing(client, settings, document["from"])
+    await signer.send(document)
+    receipt = await signer.receipt(document["message_id"])
+    entry = json.loads(base64.b64decode(receipt["entry"]))
+    assert entry["action"] == "message.accepted"
+    details = entry["details"]
+    canonical = json.dumps({**document, "message_id": document["message_id"].lower()},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert details["content_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    for item in (await _received(agency, document)).values():
+        assert sender_jws_sha256(item["sender_signature"]) == details["sender_jws_sha256"]

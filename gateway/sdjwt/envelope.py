@@ -19,6 +19,7 @@ Anything else that differs, or a signed field that arrived without its disclosur
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ __all__ = [
     "check_received",
     "disclosed_document",
     "for_recipient",
+    "sender_jws_sha256",
     "sign_envelope",
 ]
 
@@ -62,6 +64,13 @@ def disclosed_document(signed: str, public_jwk: Mapping[str, Any]) -> dict[str, 
             "SD-JWT with every disclosure"
         )
     return verified.claims
+
+
+def sender_jws_sha256(signed: str) -> str:
+    """The hex SHA-256 of the sender's JWS (the SD-JWT's first part), the same in the
+    issuance and in every presentation of it: what the audit log records of a signed
+    message, so any holder of a presentation can find it there."""
+    return hashlib.sha256(SdJwt.parse(signed).jws.encode("ascii")).hexdigest()
 
 
 def for_recipient(signed: str, redactions: tuple[str, ...]) -> str:

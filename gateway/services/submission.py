@@ -36,7 +36,7 @@ from gateway.pipeline.resolution import Known, managing_cjit, related_ids, resol
 from gateway.pipeline.routing import resolve_recipients
 from gateway.pipeline.sender_signature import check_signed_if_required, signed_document
 from gateway.pipeline.validation import SchemaSet
-from gateway.sdjwt.envelope import SignedEnvelope
+from gateway.sdjwt.envelope import SignedEnvelope, sender_jws_sha256
 from gateway.services.directory import Directory
 from gateway.services.policy import PolicyService
 from gateway.storage.base import (
@@ -265,6 +265,12 @@ def acceptance_event(submission: Submission) -> AuditEvent:
         details={
             "route": envelope.route.value,
             "from": envelope.sender,
+            # What was accepted, bound into the log: the document's SHA-256 (its canonical
+            # JSON, as idempotency compares it) and, when the sender signed, its JWS's, so
+            # the sender's receipt and signed copy prove the log holds exactly that message.
+            "content_sha256": envelope.content_hash,
+            **({"sender_jws_sha256": sender_jws_sha256(envelope.sender_signature)}
+               if envelope.sender_signature is not None else {}),
             "decisions": {d.recipient: audited_decision(d.decision) for d in deliveries},
             **({"resolved_by": resolved_by} if resolved_by else {}),
         },
