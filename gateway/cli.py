@@ -218,6 +218,23 @@ def _text_file(name: str, what: str) -> str:
         raise ConfigurationError(f"cannot read the {what} file {name}: {exc}") from None
 
 
+def _witness_quorum_arguments(args: argparse.Namespace) -> tuple[list[str], int]:
+    """The witness keys of every ``--witness`` file and the ``--quorum`` (default: all)."""
+    witness_keys = [line.strip() for name in args.witness or []
+                    for line in _text_file(name, "witness key").splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+    if args.quorum is not None and not witness_keys:
+        raise ConfigurationError("--quorum needs the witnesses' keys: give --witness KEYFILE")
+    return witness_keys, len(witness_keys) if args.quorum is None else args.quorum
+
+
+def _add_witness_quorum(parser: argparse.ArgumentParser, checked: str) -> None:
+    parser.add_argument("--witness", action="append", metavar="KEYFILE",
+                        help="file of trusted witness verifier keys, one a line; repeatable")
+    parser.add_argument("--quorum", type=int, help=f"witnesses that must have cosigned {checked} "
+                        "(default: every --witness key)")
+
+
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     import tarfile
     import tempfile
@@ -225,12 +242,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.tlog.errors import TlogError
     from gateway.tlog.verify import verify_bundle, verify_inclusion_of, verify_witness_quorum
 
-    witness_keys = [line.strip() for name in args.witness or []
-                    for line in _text_file(name, "witness key").splitlines()
-                    if line.strip() and not line.lstrip().startswith("#")]
-    if args.quorum is not None and not witness_keys:
-        raise ConfigurationError("--quorum needs the witnesses' keys: give --witness KEYFILE")
-    quorum = len(witness_keys) if args.quorum is None else args.quorum
+    witness_keys, quorum = _witness_quorum_arguments(args)
     keys = [
         line.strip() for line in Path(args.public_key).read_text(encoding="utf-8").splitlines()
         if line.strip()
@@ -287,17 +299,28 @@ def cmd_witness(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_receipt_verify(settings: Settings, args: argparse.Namespace) -> int:
     from gateway.tlog.errors import TlogError
-    from gateway.tlog.receipt import check_receipt_files
+    from gateway.tlog.receipt import check_receipt_files, parse_receipt
+    from gateway.tlog.verify import witness_quorum
 
+    witness_keys, quorum = _witness_quorum_arguments(args)
     newer = Path(args.checkpoint) if args.checkpoint else None
     proof = Path(args.proof) if args.proof else None
     try:
         verified = check_receipt_files(Path(args.receipt), Path(args.public_key), newer, proof)
+        witnesses: tuple[str, ...] = ()
+        if witness_keys:
+            # The checkpoint the entry was last proved in: the newer one when given.
+            inclusion = parse_receipt(_text_file(args.receipt, "receipt")).inclusion
+            note = (_text_file(args.checkpoint, "checkpoint") if args.checkpoint
+                    else inclusion.checkpoint if inclusion is not None else "")
+            witnesses = witness_quorum(note, witness_keys, quorum)
     except TlogError as exc:
         print(f"dipgw: receipt FAILED verification: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
     print(f"OK: entry {verified.index} is included in {verified.checkpoint.origin} at size "
-          f"{verified.checkpoint.size}, signed by {', '.join(verified.signers)}")
+          f"{verified.checkpoint.size}, signed by {', '.join(verified.signers)}"
+          + (f"; cosigned by {len(witnesses)} trusted witness(es), quorum {quorum}: "
+             f"{', '.join(witnesses)}" if witness_keys else ""))
     print(verified.entry.decode("utf-8", errors="replace"))
     return 0
 
@@ -884,10 +907,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     a_verify.add_argument("--origin", help="the log's origin line you expect")
     a_verify.add_argument("--min-size", type=int, default=0,
                           help="a size you know the log reached (detects a cut-back log)")
-    a_verify.add_argument("--witness", action="append", metavar="KEYFILE",
-                          help="file of trusted witness verifier keys, one a line; repeatable")
-    a_verify.add_argument("--quorum", type=int, help="witnesses that must have cosigned the "
-                          "newest checkpoint (default: every --witness key)")
+    _add_witness_quorum(a_verify, "the newest checkpoint")
     a_verify.set_defaults(handler=cmd_audit_verify)
     a_rotate = audit_sub.add_parser(
         "rotate-key", help="stage a new checkpoint signing key",
@@ -946,6 +966,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     r_verify.add_argument("--proof", help="the consistency proof from the receipt's "
                           "checkpoint to --checkpoint (GET /v1/audit/proof/consistency "
                           "JSON, or one base64 hash a line)")
+    _add_witness_quorum(r_verify, "the checkpoint the entry is proved in")
     r_verify.set_defaults(handler=cmd_receipt_verify)
     r_fetch = receipt_sub.add_parser(
         "fetch", help="fetch a message's receipt (its sender or a recipient)")

@@ -5,6 +5,7 @@ stops messages being accepted."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -212,3 +213,29 @@ async def test_a_witness_ahead_of_what_the_gateway_kept_is_caught_up_after_a_409
     await services.witnessing.settle()
     assert await services.audit.cosigned_size(w1_key) == third[0]
     assert len((await services.audit.cosignatures(third[0]))[third[0]]) == 2
+
+
+async def test_a_receipt_carries_the_witnesses_cosignatures_and_their_quorum_is_checked(
+    client: TestClient[Any, Any], settings: Settings, agency: AgencyFactory,
+    witnesses: list[tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An agency's receipt shows the checkpoint it is proved in was witnessed, offline."""
+    from gateway.cli import main
+
+    services = client.server.app[SERVICES]
+    document = VALID[0]
+    sender = agency(document["from"])
+    await sender.send(document)
+    await services.checkpointer.integrate()
+    await services.witnessing.settle()
+    (tmp_path / "receipt.json").write_text(
+        json.dumps(await sender.receipt(document["message_id"])), encoding="utf-8")
+    (tmp_path / "keys.txt").write_text(await (await client.get(
+        "/v1/audit/keys", headers=bearer(settings, "CJIT-SFK"))).text(), encoding="utf-8")
+    both = witness_keys(witnesses, tmp_path, "both.txt")
+    verify_receipt = ["receipt", "verify", str(tmp_path / "receipt.json"),
+                      "--public-key", str(tmp_path / "keys.txt"), "--witness", str(both)]
+    assert main([*verify_receipt, "--quorum", "2"], {}) == 0
+    assert "cosigned by 2 trusted witness(es), quorum 2" in capsys.readouterr().out
+    assert main([*verify_receipt, "--quorum", "3"], {}) == 1
+    assert "quorum of 3" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 from gateway.domain.errors import MalformedRequest, NotFound
 from gateway.services import audit_proofs
 from gateway.services.checkpoints import Checkpointer
+from gateway.services.witnessing import cosigned_note
 from gateway.storage.base import AuditRepository, LoggedEntries, MessageRepository
 from gateway.tlog.merkle import leaf_hash
 from gateway.tlog.receipt import AuditReceipt, Inclusion
@@ -77,6 +78,10 @@ async def message_receipt(
     if covering is not None:
         tree_size, note = covering
         _, proof = await audit_proofs.inclusion(audit, index, tree_size)
-        inclusion = Inclusion(tree_size, tuple(proof), note)
+        # With the witnesses' cosignatures kept for it, so the receipt shows the
+        # checkpoint was witnessed (``dipgw receipt verify --witness --quorum``).
+        lines = (await audit.cosignatures(tree_size)).get(tree_size, [])
+        inclusion = Inclusion(tree_size, tuple(proof), cosigned_note(note, lines) if lines
+                              else note)
     return AuditReceipt(origin=origin, index=index, entry_hash=leaf_hash(entry), entry=entry,
                         inclusion=inclusion)

@@ -500,13 +500,24 @@ def verify_inclusion_of(path: Path, verifier_keys: list[str], index: int) -> Inc
 def verify_witness_quorum(path: Path, witness_keys: Sequence[str], quorum: int) -> tuple[str, ...]:
     """Names of the trusted witnesses whose C2SP tlog-cosignature of the newest checkpoint
     (the bundle's ``checkpoint``) verifies; :class:`VerificationError` unless at least
-    ``quorum`` distinct witnesses did.
+    ``quorum`` distinct witnesses did (:func:`witness_quorum`).
 
     Run it after :func:`verify_bundle`, which checks the log's own signature and the
-    entries. Distinct means distinct names: a witness named twice in ``witness_keys`` (two
-    keys) counts once, so a quorum cannot be met by one witness's several keys. A
-    cosignature line by a trusted witness that does not verify fails the whole bundle
-    (signed-note "Signatures"), as a forged line is evidence of tampering.
+    entries."""
+    return witness_quorum(_read(path, "checkpoint"), witness_keys, quorum)
+
+
+def witness_quorum(
+    checkpoint: str | bytes, witness_keys: Sequence[str], quorum: int
+) -> tuple[str, ...]:
+    """Names of the trusted witnesses whose C2SP tlog-cosignature of the signed
+    ``checkpoint`` note verifies; :class:`VerificationError` unless at least ``quorum``
+    distinct witnesses did.
+
+    Distinct means distinct names: a witness named twice in ``witness_keys`` (two keys)
+    counts once, so a quorum cannot be met by one witness's several keys. A cosignature
+    line by a trusted witness that does not verify fails the whole check (signed-note
+    "Signatures"), as a forged line is evidence of tampering.
     """
     if quorum < 1:
         raise VerificationError(f"a witness quorum must be at least 1, not {quorum}")
@@ -522,7 +533,7 @@ def verify_witness_quorum(path: Path, witness_keys: Sequence[str], quorum: int) 
             f"a quorum of {quorum} witnesses was asked for, but only {len(names)} distinct "
             "witness keys were given")
     try:
-        note = parse_signed_note(_read(path, "checkpoint"))
+        note = parse_signed_note(checkpoint)
         cosigned = verified_cosignatures(note, witnesses)
     except TlogError as exc:
         raise VerificationError(f"checkpoint: {exc}") from exc
