@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
-from hashlib import sha256
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -35,9 +34,10 @@ from gateway.tlog.note import (
     MAX_SIGNATURES,
     NoteSignature,
     SignedNote,
-    b64decode_strict,
     check_key_name,
+    parse_key_string,
     parse_signature_line,
+    typed_key_id,
     validated_note_text,
 )
 
@@ -65,9 +65,7 @@ _SIGNATURE_BYTES = 8 + 64
 
 def cosigner_key_id(name: str, public_key: bytes) -> bytes:
     """tlog-cosignature "Format": ``SHA-256(name || 0x0A || 0x04 || public_key)[:4]``."""
-    return sha256(
-        name.encode("utf-8") + b"\n" + bytes([COSIGNATURE_TYPE]) + public_key
-    ).digest()[:4]
+    return typed_key_id(name, COSIGNATURE_TYPE, public_key)
 
 
 def format_cosigner_key(name: str, public_key: bytes) -> str:
@@ -183,25 +181,8 @@ class CosignerVerifier:
 
 def parse_cosigner_key(vkey: str) -> CosignerVerifier:
     """Parse ``<name>+<hex8 key id>+<base64(0x04 || key)>``; the key ID must match."""
-    if not isinstance(vkey, str):
-        raise MalformedNote("malformed cosigner key: not a string")
-    parts = vkey.split("+", 2)
-    if len(parts) != 3:
-        raise MalformedNote("malformed cosigner key: expected name+keyid+key")
-    name, hex_id, encoded = parts
-    check_key_name(name)
-    if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
-        raise MalformedNote("malformed cosigner key: key ID must be 8 lowercase hex digits")
-    raw = b64decode_strict(encoded, "cosigner key")
-    if len(raw) != 33 or raw[0] != COSIGNATURE_TYPE:
-        raise MalformedNote(
-            "malformed cosigner key: expected type 0x04 (Ed25519 cosignature/v1) and 32 "
-            "key bytes"
-        )
-    public_key = raw[1:]
-    if cosigner_key_id(name, public_key).hex() != hex_id:
-        raise MalformedNote(f"malformed cosigner key: key ID {hex_id} does not match the key")
-    return CosignerVerifier(name=name, key_id=bytes.fromhex(hex_id), public_key=public_key)
+    name, found_id, public_key = parse_key_string(vkey, COSIGNATURE_TYPE, "cosigner key")
+    return CosignerVerifier(name=name, key_id=found_id, public_key=public_key)
 
 
 @dataclass(frozen=True)

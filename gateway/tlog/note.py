@@ -41,9 +41,11 @@ __all__ = [
     "check_key_name",
     "format_verifier_key",
     "key_id",
+    "parse_key_string",
     "parse_signature_line",
     "parse_signed_note",
     "parse_verifier_key",
+    "typed_key_id",
     "sign_note",
     "validated_note_text",
     "verified_keys",
@@ -88,9 +90,37 @@ def _check_text(text: str, what: str) -> bytes:
     return raw
 
 
+def typed_key_id(name: str, key_type: int, public_key: bytes) -> bytes:
+    """A signed-note key ID: ``SHA-256(name || 0x0A || type || public_key)[:4]``."""
+    return sha256(name.encode("utf-8") + b"\n" + bytes([key_type]) + public_key).digest()[:4]
+
+
 def key_id(name: str, public_key: bytes) -> bytes:
     """Ed25519 key ID ``SHA-256(name || 0x0A || 0x01 || public_key)[:4]``."""
-    return sha256(name.encode("utf-8") + b"\n" + bytes([ED25519_TYPE]) + public_key).digest()[:4]
+    return typed_key_id(name, ED25519_TYPE, public_key)
+
+
+def parse_key_string(vkey: object, key_type: int, what: str) -> tuple[str, bytes, bytes]:
+    """(name, key ID, 32-byte public key) of ``<name>+<hex8 key id>+<base64(type || key)>``,
+    the key ID checked against the key: the form of signed-note verifier keys (type 0x01)
+    and of tlog-cosignature witness keys (type 0x04). ``what`` names it in errors."""
+    if not isinstance(vkey, str):
+        raise MalformedNote(f"malformed {what}: not a string")
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise MalformedNote(f"malformed {what}: expected name+keyid+key")
+    name, hex_id, encoded = parts
+    check_key_name(name)
+    if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
+        raise MalformedNote(f"malformed {what}: key ID must be 8 lowercase hex digits")
+    raw = b64decode_strict(encoded, what)
+    if len(raw) != 33 or raw[0] != key_type:
+        raise MalformedNote(
+            f"malformed {what}: expected type 0x{key_type:02x} followed by 32 key bytes")
+    public_key = raw[1:]
+    if typed_key_id(name, key_type, public_key).hex() != hex_id:
+        raise MalformedNote(f"malformed {what}: key ID {hex_id} does not match the key")
+    return name, bytes.fromhex(hex_id), public_key
 
 
 def format_verifier_key(name: str, public_key: bytes) -> str:
@@ -127,22 +157,8 @@ class Verifier:
 
 def parse_verifier_key(vkey: str) -> Verifier:
     """Parse ``<name>+<hex8 key id>+<base64(0x01 || key)>``; the key ID must match the key."""
-    if not isinstance(vkey, str):
-        raise MalformedNote("malformed verifier key: not a string")
-    parts = vkey.split("+", 2)
-    if len(parts) != 3:
-        raise MalformedNote("malformed verifier key: expected name+keyid+key")
-    name, hex_id, encoded = parts
-    check_key_name(name)
-    if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
-        raise MalformedNote("malformed verifier key: key ID must be 8 lowercase hex digits")
-    raw = b64decode_strict(encoded, "verifier key")
-    if len(raw) != 33 or raw[0] != ED25519_TYPE:
-        raise MalformedNote("malformed verifier key: expected 0x01 followed by 32 key bytes")
-    public_key = raw[1:]
-    if key_id(name, public_key).hex() != hex_id:
-        raise MalformedNote(f"malformed verifier key: key ID {hex_id} does not match the key")
-    return Verifier(name=name, key_id=bytes.fromhex(hex_id), public_key=public_key)
+    name, found_id, public_key = parse_key_string(vkey, ED25519_TYPE, "verifier key")
+    return Verifier(name=name, key_id=found_id, public_key=public_key)
 
 
 @dataclass(frozen=True)
