@@ -386,7 +386,7 @@ def verify(sd_jwt: SdJwt, public_jwk: Mapping[str, Any], *, typ: str) -> Verifie
         decoded = jwt.PyJWS().decode_complete(sd_jwt.jws, verifying_key, algorithms=[algorithm])
     except jwt.InvalidSignatureError as exc:
         raise SdJwtError("the sender's signature does not verify") from exc
-    except (jwt.InvalidTokenError, jwt.PyJWKError) as exc:
+    except jwt.PyJWTError as exc:
         raise SdJwtError(f"the JWS is malformed: {exc}") from exc
     header = decoded["header"]
     if header.get("typ") != typ:
