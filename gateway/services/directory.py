@@ -7,6 +7,7 @@ request); writes go through the repository and refresh the snapshot.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -166,8 +167,9 @@ class Directory:
         self._people: Mapping[str, Person] = {}
         self._grants: Mapping[str, Grant] = {}
         self._roles: Mapping[str, frozenset[Role]] = {}
+        self._refreshing = asyncio.Lock()
 
-    async def refresh(self) -> None:
+    async def _load(self) -> None:
         organisations = await self._repository.all()
         people = await self._repository.people()
         grants = await self._repository.grants()
@@ -196,6 +198,16 @@ class Directory:
         self._people = {person.id: person for person in people}
         self._grants = {grant.id: grant for grant in grants}
         self._roles = {person_id: frozenset(held) for person_id, held in roles.items()}
+
+    async def refresh(self) -> None:
+        """Read the directory again, then tell the followers.
+
+        Refreshes run one at a time. Otherwise one that read the rows before a change
+        committed (a periodic refresh, or another process's notification) could finish
+        after the changing request's own refresh and put the old view back, undoing a
+        change the request had already answered for."""
+        async with self._refreshing:
+            await self._load()
         for follower in self._followers:
             try:
                 await follower()
