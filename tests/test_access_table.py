@@ -20,7 +20,7 @@ ORGANISATIONS = (*DEMO_ORGANISATIONS, *DEMO_AUTHORITIES)
 CODES = [org.code for org in ORGANISATIONS]
 ADMINISTRATION = frozenset(Action) - {
     Action.SEND, Action.RECEIVE, Action.READ_STATUS, Action.DECIDE, Action.HANDLE_CONSENT,
-    Action.VIEW_DELIVERY,
+    Action.VIEW_DELIVERY, Action.FOLLOW_AUDIT,
 }
 
 principals = st.builds(
