@@ -25,8 +25,7 @@ import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.tlog.errors import MalformedNote, NoteVerificationError
@@ -34,6 +33,7 @@ from gateway.tlog.note import (
     MAX_SIGNATURES,
     NoteSignature,
     SignedNote,
+    Verifier,
     check_key_name,
     parse_key_string,
     parse_signature_line,
@@ -170,13 +170,9 @@ class CosignerVerifier:
         """Whether ``cosignature`` is this cosigner's valid signature of ``note_text``."""
         if not self.matches(cosignature):
             return False
-        message = cosigned_message(note_text, cosignature.timestamp)
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(
-                cosignature.signature, message)
-        except InvalidSignature:
-            return False
-        return True
+        # The same Ed25519 check as a log signature's, over the cosigned message.
+        return Verifier(self.name, self.key_id, self.public_key).verify(
+            cosigned_message(note_text, cosignature.timestamp), cosignature.signature)
 
 
 def parse_cosigner_key(vkey: str) -> CosignerVerifier:
